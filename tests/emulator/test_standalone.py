@@ -1,0 +1,100 @@
+"""The standalone emulator process and the shipped demo service and dataset."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import orjson
+import pytest
+
+from cspark_async.emulator import premium, sample_dataset
+
+
+def test_python_m_emulator_serves_until_interrupted() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cspark_async.emulator", "--workers", "3", "--tenant", "acme"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url.endswith("/acme")
+        with urllib.request.urlopen(base_url + "/api/v4/batch/status", timeout=5) as resp:
+            body = orjson.loads(resp.read())
+        assert body["tenant"]["configuration"]["max_workers"] == 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    assert stderr == ""
+
+
+def test_python_m_emulator_reports_a_busy_port_in_one_line() -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cspark_async.emulator"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout is not None
+        port = first.stdout.readline().strip().split(":")[2].split("/")[0]
+        second = subprocess.run(
+            [sys.executable, "-m", "cspark_async.emulator", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert second.returncode == 2
+        assert second.stderr.startswith("emulator: ")
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=10)
+
+
+def test_sample_dataset_runs_through_the_demo_service() -> None:
+    with sample_dataset().open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5000
+    ok, failed = 0, 0
+    for row in rows:
+        try:
+            out = premium(row)
+        except ValueError:
+            failed += 1
+        else:
+            ok += 1
+            assert out["annual_premium"] > 0
+            assert out["monthly_premium"] == pytest.approx(out["annual_premium"] / 12, abs=0.01)
+    assert (ok, failed) == (4990, 10)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"age": 17, "cover": 1, "term": 10}, "age 17"),
+        ({"age": 30, "cover": 0, "term": 10}, "cover must be positive"),
+        ({"age": 30, "cover": 1, "term": 41}, "term 41"),
+        ({"age": 30, "cover": 1, "term": 10, "plan": "x"}, "unknown plan"),
+        ({"age": "old", "cover": 1, "term": 10}, "'age' must be a number"),
+        ({"cover": 1, "term": 10}, "missing input 'age'"),
+    ],
+)
+def test_demo_service_explains_bad_records(record: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        premium(record)
+
+
+def test_smokers_and_older_people_pay_more() -> None:
+    base = {"age": 30, "cover": 100_000, "term": 10, "plan": "silver", "smoker": "no"}
+    older = premium({**base, "age": 60})["annual_premium"]
+    smoker = premium({**base, "smoker": "yes"})["annual_premium"]
+    plain = premium(base)["annual_premium"]
+    assert older > plain
+    assert smoker == pytest.approx(2 * plain, abs=0.02)
