@@ -1,0 +1,114 @@
+"""cspark-async: an asyncio-native SDK for the Coherent Spark Batch API.
+
+```python
+from cspark_async import AsyncClient
+
+async with AsyncClient(base_url=..., api_key=...) as spark:
+    batch = await spark.batches.create("my-folder/my-service")
+    pipeline = spark.batches.of(batch.data["id"])
+    await pipeline.push(inputs=[{"value": 42}, {"value": 43}])
+    result = await pipeline.pull()
+    await pipeline.dispose()
+```
+"""
+
+from ._batches import AsyncBatches
+from ._chunks import BatchChunk, ChunkData, create_chunks
+from ._client import AsyncClient
+from ._config import BaseUrl, ClientOptions, OAuthCredentials
+from ._exceptions import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    GatewayTimeoutError,
+    InternalServerError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+    SparkApiError,
+    SparkConnectionError,
+    SparkError,
+    SparkSdkError,
+    SparkTimeoutError,
+    UnauthorizedError,
+    UnknownApiError,
+    UnprocessableEntityError,
+    UnsupportedMediaTypeError,
+)
+from ._ledger import DuplicatePolicy
+from ._models import (
+    Batch,
+    BatchConfiguration,
+    BatchDescription,
+    BatchInfo,
+    BatchStatus,
+    BatchStatusValue,
+    BatchSummary,
+    ChunkResult,
+    PipelineState,
+    PipelineStats,
+    PullResult,
+    TenantConfiguration,
+    TenantInfo,
+    TenantStatus,
+)
+from ._pipeline import AsyncPipeline
+from ._response import ApiResponse
+from ._streaming._results import StreamError, StreamResult
+from ._streaming._state import StreamState
+from ._streaming._stream import ResultStream
+from ._uri import UriParams
+from ._version import __version__
+
+__all__ = [
+    "__version__",
+    "ApiResponse",
+    "AsyncBatches",
+    "AsyncClient",
+    "AsyncPipeline",
+    "BadRequestError",
+    "BaseUrl",
+    "Batch",
+    "BatchChunk",
+    "BatchConfiguration",
+    "BatchDescription",
+    "BatchInfo",
+    "BatchStatus",
+    "BatchStatusValue",
+    "BatchSummary",
+    "ChunkData",
+    "ChunkResult",
+    "ClientOptions",
+    "ConflictError",
+    "create_chunks",
+    "DuplicatePolicy",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "OAuthCredentials",
+    "PipelineState",
+    "PipelineStats",
+    "PullResult",
+    "RateLimitError",
+    "ResultStream",
+    "ServiceUnavailableError",
+    "SparkApiError",
+    "SparkConnectionError",
+    "SparkError",
+    "SparkSdkError",
+    "SparkTimeoutError",
+    "StreamError",
+    "StreamResult",
+    "StreamState",
+    "TenantConfiguration",
+    "TenantInfo",
+    "TenantStatus",
+    "UnauthorizedError",
+    "UnknownApiError",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "UriParams",
+]

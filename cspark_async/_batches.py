@@ -1,0 +1,325 @@
+"""`AsyncBatches`: the tenant-level verbs (`describe`, `create`) and `of(id)`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
+
+import orjson
+
+from ._config import BaseUrl
+from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
+from ._exceptions import SparkSdkError
+from ._http import HttpClient
+from ._models import Batch, BatchDescription
+from ._pipeline import AsyncPipeline
+from ._response import ApiResponse
+from ._streaming._chunker import Records
+from ._streaming._engine import StreamOptions
+from ._streaming._results import StreamError
+from ._streaming._state import StreamState
+from ._streaming._stream import ResultStream
+from ._streaming._target import PipelineTarget
+from ._uri import UriParams
+
+__all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
+
+B = TypeVar("B", bound="AsyncBatches")
+
+StrList: TypeAlias = str | Sequence[str] | None
+
+
+def acceptable_error_percentage(accuracy: float) -> int:
+    """`accuracy` (0..1) as Spark's integer error percentage: 0.95 -> 5, 0 -> 100, 1 -> 0.
+
+    Rounded before the ceiling, so float noise never adds a point (0.95 is not 6). A fraction
+    of a point still rounds up: 0.999 allows 1 %.
+
+    Raises:
+        SparkSdkError: `accuracy` is not a number between 0 and 1.
+    """
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not (
+        math.isfinite(accuracy) and 0 <= accuracy <= 1
+    ):
+        raise SparkSdkError(f"accuracy must be a number between 0.0 and 1.0, got {accuracy!r}")
+    return math.ceil(round((1 - accuracy) * 100, 9))
+
+
+def _join(name: str, value: StrList) -> str | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in items):
+        raise SparkSdkError(f"{name} must be a string or a list of strings, got {value!r}")
+    joined = ",".join(v.strip() for v in items if v.strip())
+    return joined or None
+
+
+def _count(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SparkSdkError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _megabytes(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise SparkSdkError(f"{name} must be a positive number of megabytes, got {value!r}")
+    return value
+
+
+def _timestamp(value: str | datetime | date | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise SparkSdkError(f"active_since must be a string or a datetime, got {value!r}")
+
+
+def _text(name: str, value: str | None) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise SparkSdkError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def create_body(
+    uri: str | UriParams,
+    *,
+    active_since: str | datetime | date | None = None,
+    source_system: str | None = None,
+    correlation_id: str | None = None,
+    call_purpose: str | None = None,
+    subservices: StrList = None,
+    selected_outputs: StrList = None,
+    unique_record_key: StrList = None,
+    min_runners: int | None = None,
+    max_runners: int | None = None,
+    chunks_per_vm: int | None = None,
+    runners_per_vm: int | None = None,
+    max_input_size: float | None = None,
+    max_output_size: float | None = None,
+    accuracy: float | None = None,
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `POST batch` body (wire-protocol.md §2.1); keys whose value is None are dropped.
+
+    Raises:
+        SparkSdkError: the URI names no service, or an option is invalid.
+    """
+    params = UriParams.of(uri).validate()
+    min_workers = _count("min_runners", min_runners)
+    max_workers = _count("max_runners", max_runners)
+    if min_workers and max_workers and min_workers > max_workers:
+        raise SparkSdkError(f"min_runners ({min_workers}) exceeds max_runners ({max_workers})")
+    body: dict[str, Any] = {
+        "service": params.service_id or params.service_uri,
+        "version_id": params.version_id,
+        "version_by_timestamp": _timestamp(active_since),
+        "subservice": _join("subservices", subservices),
+        "output": _join("selected_outputs", selected_outputs),
+        "call_purpose": _text("call_purpose", call_purpose) or DEFAULT_CALL_PURPOSE,
+        "source_system": _text("source_system", source_system) or DEFAULT_SOURCE_SYSTEM,
+        "correlation_id": _text("correlation_id", correlation_id),
+        "unique_record_key": _join("unique_record_key", unique_record_key),
+        "initial_workers": min_workers,
+        "max_workers": max_workers,
+        "chunks_per_request": _count("chunks_per_vm", chunks_per_vm),
+        "runner_thread_count": _count("runners_per_vm", runners_per_vm),
+        "max_input_size_in_mb": _megabytes("max_input_size", max_input_size),
+        "max_output_size_in_mb": _megabytes("max_output_size", max_output_size),
+        "acceptable_error_percentage": (
+            None if accuracy is None else acceptable_error_percentage(accuracy)
+        ),
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    if extras:
+        body.update(extras)  # last, so it can add or override any key
+    return body
+
+
+class AsyncBatches:
+    """The Batches API: `describe()`, `create()` and `of(id)`. Get it as `spark.batches`.
+
+    `async with spark.batches as b:` (the seed's workflow shape) closes the client on exit.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: HttpClient,
+        base_url: BaseUrl,
+        logger: logging.Logger,
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._http = http
+        self._base_url = base_url
+        self._logger = logger
+        self._close = close
+
+    async def describe(self) -> ApiResponse[BatchDescription]:
+        """`GET batch/status`: batches in progress or finished in the last hour, and the
+        tenant's buffers and workers."""
+        url = self._base_url.api("batch", "status")
+        raw, data = await self._http.request_json("GET", url)
+        return ApiResponse(raw, data, BatchDescription)
+
+    async def create(
+        self,
+        uri: str | UriParams,
+        *,
+        active_since: str | datetime | date | None = None,
+        source_system: str | None = None,
+        correlation_id: str | None = None,
+        call_purpose: str | None = None,
+        subservices: StrList = None,
+        selected_outputs: StrList = None,
+        unique_record_key: StrList = None,
+        min_runners: int | None = None,
+        max_runners: int | None = None,
+        chunks_per_vm: int | None = None,
+        runners_per_vm: int | None = None,
+        max_input_size: float | None = None,
+        max_output_size: float | None = None,
+        accuracy: float | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> ApiResponse[Batch]:
+        """`POST batch`: create a pipeline for a service.
+
+        Args:
+            uri: `'folder/service[version]'`, `'service/{id}'`, `'version/{id}'`,
+                `'folders/f/services/s'`, a service UUID, or a `UriParams`.
+            active_since: transaction date that picks the service version.
+            source_system, correlation_id, call_purpose: metadata.
+            subservices, selected_outputs, unique_record_key: a string or a list (joined
+                with commas).
+            min_runners, max_runners, chunks_per_vm, runners_per_vm: experimental scaling
+                (sent as initial_workers, max_workers, chunks_per_request,
+                runner_thread_count).
+            max_input_size, max_output_size: experimental buffer sizes in MB.
+            accuracy: acceptable error rate 0.0-1.0, sent as `acceptable_error_percentage`.
+            extras: raw body fields, merged last.
+
+        Returns:
+            The batch envelope; keep `.data['id']` to address the pipeline.
+
+        Raises:
+            SparkSdkError: the URI or an option is invalid (nothing is sent).
+        """
+        body = create_body(
+            uri,
+            active_since=active_since,
+            source_system=source_system,
+            correlation_id=correlation_id,
+            call_purpose=call_purpose,
+            subservices=subservices,
+            selected_outputs=selected_outputs,
+            unique_record_key=unique_record_key,
+            min_runners=min_runners,
+            max_runners=max_runners,
+            chunks_per_vm=chunks_per_vm,
+            runners_per_vm=runners_per_vm,
+            max_input_size=max_input_size,
+            max_output_size=max_output_size,
+            accuracy=accuracy,
+            extras=extras,
+        )
+        return await self._create(body)
+
+    async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch]:
+        raw, data = await self._http.request_json(
+            "POST", self._base_url.api("batch"), body=orjson.dumps(body)
+        )
+        response = ApiResponse(raw, data, Batch)
+        self._logger.info(
+            "created batch pipeline %s for %s",
+            data.get("id") if isinstance(data, dict) else "?", body.get("service"),
+        )
+        return response
+
+    def stream_outputs(
+        self,
+        uri: str | UriParams,
+        records: Records,
+        *,
+        create: Mapping[str, Any] | None = None,
+        chunk_size: int = 200,
+        max_in_flight: int | None = None,
+        ordered: bool = True,
+        headers: Sequence[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
+        max_chunk_bytes: int | None = None,
+        progress: Callable[[StreamState], None] | None = None,
+    ) -> ResultStream:
+        """Create a pipeline for `uri`, stream `records` through it, and close it: the one-call
+        form of `AsyncPipeline.stream_outputs()` (same options). The pipeline is cancelled if
+        the stream stops early or fails.
+
+        ```python
+        async for result in spark.batches.stream_outputs("my-folder/my-service", records):
+            ...
+        ```
+
+        Args:
+            create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`).
+
+        Raises:
+            SparkSdkError: an option or a create argument is invalid (now, nothing is sent).
+        """
+        try:
+            body = create_body(uri, **dict(create or {}))
+        except TypeError as exc:  # an unknown create() keyword
+            raise SparkSdkError(f"create= holds an option create() does not take: {exc}") from None
+        options = StreamOptions(
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            ordered=ordered,
+            headers=headers,
+            parameters=parameters,
+            summary=summary,
+            on_exit="cancel",
+            max_chunk_bytes=max_chunk_bytes,
+            progress=progress,
+        )
+
+        async def open_target() -> PipelineTarget:
+            created = await self._create(body)
+            batch_id = created.data.get("id") if isinstance(created.data, dict) else None
+            if not isinstance(batch_id, str):
+                raise StreamError(f"create answered without a batch id: {created.data!r}")
+            return PipelineTarget(self.of(batch_id))
+
+        return ResultStream(open_target, records, options, close_when_done=True)
+
+    def of(self, batch_id: str) -> AsyncPipeline:
+        """A handle on pipeline `batch_id`. No request is made and the id is not checked
+        beyond being a non-empty string.
+
+        Raises:
+            SparkSdkError: `batch_id` is empty or not a string.
+        """
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise SparkSdkError(f"a batch pipeline id is required, got {batch_id!r}")
+        return AsyncPipeline(
+            batch_id.strip(), http=self._http, base_url=self._base_url, logger=self._logger
+        )
+
+    async def __aenter__(self: B) -> B:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()

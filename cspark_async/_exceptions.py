@@ -1,0 +1,292 @@
+"""The SDK's one error tree. aiohttp exceptions never reach callers; `_http.py` translates them.
+
+```
+SparkError
+├── SparkSdkError                  a client-side problem (bad argument, local pipeline state,
+│                                  configuration, closed client); raised before anything is sent
+├── SparkConnectionError           no HTTP answer: refused, reset, truncated body (after retries)
+│   └── SparkTimeoutError          ... because the attempt timed out
+└── SparkApiError                  the server answered, but not with the documented success;
+    │                              `.status` is always the HTTP status
+    ├── BadRequestError            400
+    ├── UnauthorizedError          401
+    ├── ForbiddenError             403
+    ├── NotFoundError              404
+    ├── ConflictError              409
+    ├── UnsupportedMediaTypeError  415
+    ├── UnprocessableEntityError   422
+    ├── RateLimitError             429
+    ├── InternalServerError        500
+    ├── ServiceUnavailableError    503
+    ├── GatewayTimeoutError        504
+    ├── UnknownApiError            any other status >= 300 (redirects, 408, 413, 502...)
+    └── InvalidResponseError       a success status whose body is not the documented JSON
+```
+
+Connection errors sit beside `SparkSdkError`, not under it: `except SparkSdkError` then means
+"nothing was sent", while a connection error may have reached the server.
+
+Credentials never appear in any message or repr: errors hold no request headers, and every
+text taken from a response is scrubbed of the client's secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "BadRequestError",
+    "ConflictError",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "InvalidResponseError",
+    "make_status_error",
+    "NotFoundError",
+    "RateLimitError",
+    "redact",
+    "ServiceUnavailableError",
+    "SparkApiError",
+    "SparkConnectionError",
+    "SparkError",
+    "SparkSdkError",
+    "SparkTimeoutError",
+    "UnauthorizedError",
+    "UnknownApiError",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+]
+
+_MASK: Final = "****"
+_EXCERPT_CHARS: Final = 200
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every non-trivial secret replaced by a mask."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, _MASK)
+    return text
+
+
+class SparkError(Exception):
+    """Base of every error this SDK raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SparkSdkError(SparkError):
+    """A client-side problem, found before anything was sent."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class SparkConnectionError(SparkError):
+    """The request got no HTTP answer, even after retries."""
+
+    def __init__(
+        self, message: str, *, method: str, url: str, request_id: str | None, attempts: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(method={self.method!r}, url={self.url!r}, "
+            f"request_id={self.request_id!r}, attempts={self.attempts})"
+        )
+
+
+class SparkTimeoutError(SparkConnectionError):
+    """An attempt exceeded the client's timeout, and retries did not help."""
+
+
+class SparkApiError(SparkError):
+    """The server answered with an error status or an unusable body.
+
+    Attributes:
+        status: the HTTP status, always set.
+        method, url, request_id: what was sent (`request_id` is the `x-request-id` header).
+        body: the response body as text (secrets scrubbed).
+        headers: the response headers.
+        error_code, error_message: from a JSON error body
+            (`{"error": {"code", "message"}}`, or top-level `code` / `message`), else None.
+        retry_after: seconds the server asked to wait (`x-retry-after` / `Retry-After`), if any.
+        attempts: how many attempts were made.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        request_id: str | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.error_code = error_code
+        self.error_message = error_message
+        self.retry_after = retry_after
+        self.attempts = attempts
+        super().__init__(message or self._describe())
+
+    def _describe(self) -> str:
+        text = f"{self.status} {type(self).__name__}: {self.method} {self.url} failed"
+        if self.error_code or self.error_message:
+            code = f"[{self.error_code}] " if self.error_code else ""
+            text += f": {code}{self.error_message or ''}".rstrip()
+        elif self.body:
+            excerpt = " ".join(self.body.split())
+            if len(excerpt) > _EXCERPT_CHARS:
+                excerpt = excerpt[:_EXCERPT_CHARS] + "..."
+            text += f": {excerpt}"
+        if self.attempts > 1:
+            text += f" after {self.attempts} attempts"
+        if self.request_id:
+            text += f" (request_id={self.request_id})"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, method={self.method!r}, "
+            f"url={self.url!r}, error_code={self.error_code!r}, request_id={self.request_id!r})"
+        )
+
+
+class BadRequestError(SparkApiError):
+    """400: the request was malformed or invalid."""
+
+
+class UnauthorizedError(SparkApiError):
+    """401: missing, wrong or expired credentials."""
+
+
+class ForbiddenError(SparkApiError):
+    """403: authenticated, but not allowed (also a tenant mismatch)."""
+
+
+class NotFoundError(SparkApiError):
+    """404: unknown batch, service, tenant or route."""
+
+
+class ConflictError(SparkApiError):
+    """409: the batch's state forbids the operation (e.g. a push to a closed batch)."""
+
+
+class UnsupportedMediaTypeError(SparkApiError):
+    """415."""
+
+
+class UnprocessableEntityError(SparkApiError):
+    """422."""
+
+
+class RateLimitError(SparkApiError):
+    """429: rate limited or input buffer full; see `retry_after`."""
+
+
+class InternalServerError(SparkApiError):
+    """500."""
+
+
+class ServiceUnavailableError(SparkApiError):
+    """503."""
+
+
+class GatewayTimeoutError(SparkApiError):
+    """504."""
+
+
+class UnknownApiError(SparkApiError):
+    """Any other status >= 300; `status` still holds it."""
+
+
+class InvalidResponseError(SparkApiError):
+    """A success status whose body is not the documented JSON (HTML, truncated, wrong shape)."""
+
+
+_BY_STATUS: Final[Mapping[int, type[SparkApiError]]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    415: UnsupportedMediaTypeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    500: InternalServerError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """(code, message) from a JSON error body. Spark's batch format is undocumented: be lenient."""
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    err = doc.get("error")
+    source = err if isinstance(err, dict) else doc
+    code = source.get("code", doc.get("errorCode"))
+    message = source.get("message", err if isinstance(err, str) else doc.get("message"))
+    return (
+        str(code) if code is not None else None,
+        str(message) if message is not None else None,
+    )
+
+
+def make_status_error(
+    *,
+    status: int,
+    method: str,
+    url: str,
+    request_id: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    retry_after: float | None = None,
+    attempts: int = 1,
+    secrets: Iterable[str | None] = (),
+) -> SparkApiError:
+    """The `SparkApiError` subclass for an error response, with secrets scrubbed from its text."""
+    secrets = list(secrets)
+    code, message = _error_fields(body)
+    cls = _BY_STATUS.get(status, UnknownApiError)
+    return cls(
+        status=status,
+        method=method,
+        url=url,
+        request_id=request_id,
+        body=redact(body.decode("utf-8", errors="replace"), secrets),
+        headers=headers,
+        error_code=code,
+        error_message=redact(message, secrets) if message is not None else None,
+        retry_after=retry_after,
+        attempts=attempts,
+    )

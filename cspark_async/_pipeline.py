@@ -1,0 +1,349 @@
+"""`AsyncPipeline`: one batch pipeline, addressed by id, with its own client-side state.
+
+Local state rules (the server is not asked): `push` needs an open pipeline; `pull` is refused
+once cancelled (cancel discards outputs); `dispose` needs an open pipeline; `cancel` is allowed
+after `dispose` (not after `cancel`). A refused call raises `SparkSdkError` and sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import anyio
+import orjson
+
+from ._chunks import BatchChunk, ChunkData, count_records, new_chunk_id
+from ._config import BaseUrl
+from ._constants import DEFAULT_PULL_MAX_CHUNKS
+from ._exceptions import SparkError, SparkSdkError
+from ._http import HttpClient, RawResponse
+from ._ledger import ChunkLedger, DuplicatePolicy
+from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
+from ._response import ApiResponse
+from ._serde import chunk_to_wire, chunks_from_raw
+from ._streaming._chunker import Records
+from ._streaming._engine import OnExit, StreamOptions
+from ._streaming._state import StreamState
+from ._streaming._stream import ResultStream
+from ._streaming._target import PipelineTarget
+
+__all__ = ["AsyncPipeline"]
+
+T = TypeVar("T")
+P = TypeVar("P", bound="AsyncPipeline")
+
+_CLEANUP_TIMEOUT_S: Final = 30.0
+
+
+class AsyncPipeline:
+    """A client-side handle on one batch pipeline; `AsyncBatches.of(id)` makes one, no I/O.
+
+    ```python
+    async with spark.batches.of(batch_id) as pipeline:   # disposes on exit, cancels on error
+        await pipeline.push(inputs=[{"value": 42}])
+        result = await pipeline.pull()
+    ```
+
+    Every pipeline object keeps its own bookkeeping (`state`, `stats`, chunk ids); two objects
+    for the same id do not share it.
+
+    Seam for the streaming engine (`stream_outputs()`, issue 5, not built here):
+    `_request(method, *segments, body=, params=, max_retries=0)` is one raw call on this
+    batch (decoded JSON, single attempt when asked, so the engine owns retries), and
+    `_push_chunks()` / `_pull()` are the verbs with the ledger and state checks but without
+    argument juggling. An engine needs nothing else from this class.
+    """
+
+    def __init__(
+        self, batch_id: str, *, http: HttpClient, base_url: BaseUrl, logger: logging.Logger
+    ) -> None:
+        self._id = batch_id
+        self._http = http
+        self._base_url = base_url
+        self._logger = logger
+        self._state: PipelineState = "open"
+        self._ledger = ChunkLedger(batch_id, logger)
+
+    @property
+    def batch_id(self) -> str:
+        return self._id
+
+    @property
+    def state(self) -> PipelineState:
+        """'open', 'closed' (after `dispose()`) or 'cancelled' (after `cancel()`); local only."""
+        return self._state
+
+    @property
+    def is_disposed(self) -> bool:
+        return self._state != "open"
+
+    @property
+    def stats(self) -> PipelineStats:
+        """Chunk id -> records pushed, with `.chunks` and `.records` totals (a snapshot)."""
+        return self._ledger.stats
+
+    def __repr__(self) -> str:
+        return f"<AsyncPipeline {self._id} state={self._state} chunks={len(self._ledger.stats)}>"
+
+    # ---- verbs ---------------------------------------------------------------------------
+
+    async def get_info(self) -> ApiResponse[Batch]:
+        """`GET batch/{id}`: the pipeline's details, summary and configuration."""
+        return await self._call("GET", Batch)
+
+    async def get_status(self) -> ApiResponse[BatchStatus]:
+        """`GET batch/{id}/status`: counters and buffer usage."""
+        return await self._call("GET", BatchStatus, "status")
+
+    async def push(
+        self,
+        *,
+        inputs: Sequence[Any] | None = None,
+        data: ChunkData | None = None,
+        chunks: Sequence[BatchChunk] | BatchChunk | None = None,
+        raw: str | bytes | None = None,
+        if_chunk_id_duplicated: DuplicatePolicy = "replace",
+    ) -> ApiResponse[BatchStatus]:
+        """`POST batch/{id}/chunks`: add input data. Give exactly one of:
+
+        Args:
+            inputs: records sent as one chunk (JSON-array form or a list of objects).
+            data: a `ChunkData` sent as one chunk with a fresh id.
+            chunks: `BatchChunk`s (e.g. from `create_chunks()`); blank ids get a fresh UUID.
+            raw: a JSON body, `{"chunks": [...]}` or a bare array of chunks.
+            if_chunk_id_duplicated: for an id this pipeline already pushed (or repeated in
+                this push): 'replace' sends it under a fresh id, 'ignore' sends it as is,
+                'throw' refuses the push.
+
+        Returns:
+            The pipeline's status after the push (`.data['record_submitted']`...).
+
+        Raises:
+            SparkSdkError: the pipeline is closed or cancelled, not exactly one data argument,
+                no records, or a duplicate under 'throw'; nothing is sent.
+        """
+        self._require_open("push to")
+        given = [name for name, value in
+                 (("inputs", inputs), ("data", data), ("chunks", chunks), ("raw", raw))
+                 if value is not None]
+        if len(given) != 1:
+            raise SparkSdkError(
+                "push() takes exactly one of inputs=, data=, chunks= or raw=; got "
+                + (", ".join(f"{g}=" for g in given) if given else "none")
+            )
+        batch: list[BatchChunk]
+        if inputs is not None:
+            if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+                kind = type(inputs).__name__
+                raise SparkSdkError(f"inputs must be a list of records, got {kind}")
+            batch = [_one_chunk(ChunkData(inputs=list(inputs)))]
+        elif data is not None:
+            if not isinstance(data, ChunkData) or not isinstance(data.inputs, list):
+                raise SparkSdkError(f"data must be a ChunkData with a list of inputs, got {data!r}")
+            batch = [_one_chunk(data)]
+        elif chunks is not None:
+            batch = [chunks] if isinstance(chunks, BatchChunk) else list(chunks)
+        else:
+            assert raw is not None
+            batch = chunks_from_raw(raw)
+        if not batch:
+            raise SparkSdkError(f"nothing to push to batch pipeline {self._id}: no chunks")
+        return await self._push_chunks(batch, if_chunk_id_duplicated)
+
+    async def pull(self, max_chunks: int = DEFAULT_PULL_MAX_CHUNKS) -> ApiResponse[PullResult]:
+        """`GET batch/{id}/chunkresults?max=N`: take up to `max_chunks` finished chunks from
+        the output buffer (each is returned once), plus the status.
+
+        Raises:
+            SparkSdkError: `max_chunks` < 1, or the pipeline was cancelled.
+        """
+        if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 1:
+            raise SparkSdkError(f"max_chunks must be an integer >= 1, got {max_chunks!r}")
+        return await self._pull(max_chunks)
+
+    async def dispose(self) -> ApiResponse[Batch]:
+        """`PATCH batch/{id}` to `closed`: no more input; pending chunks still finish and can
+        be pulled."""
+        self._require_open("dispose")
+        response = await self._patch("closed")
+        self._state = "closed"
+        self._logger.info("batch pipeline %s closed", self._id)
+        return response
+
+    async def cancel(self) -> ApiResponse[Batch]:
+        """`PATCH batch/{id}` to `cancelled`: stop now and discard both buffers. Allowed after
+        `dispose()`."""
+        if self._state == "cancelled":
+            raise SparkSdkError(f"batch pipeline {self._id} is already cancelled")
+        response = await self._patch("cancelled")
+        self._state = "cancelled"
+        self._logger.info("batch pipeline %s cancelled", self._id)
+        return response
+
+    def stream_outputs(
+        self,
+        records: Records,
+        *,
+        chunk_size: int = 200,
+        max_in_flight: int | None = None,
+        ordered: bool = True,
+        headers: Sequence[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
+        on_exit: OnExit = "cancel",
+        max_chunk_bytes: int | None = None,
+        progress: Callable[[StreamState], None] | None = None,
+    ) -> ResultStream:
+        """Stream `records` through this pipeline and yield each chunk's results as it drains.
+
+        ```python
+        async for result in pipeline.stream_outputs(records):
+            for offset, record, output, error in result.items(): ...
+        ```
+
+        Records are read lazily from any iterable or async iterable: dicts, or rows after a
+        header row (or with `headers=`). Chunks are pushed concurrently, pulled as soon as
+        they finish, and yielded exactly once, in input order unless `ordered=False`.
+        Memory stays proportional to `max_in_flight x chunk_size`.
+
+        Args:
+            chunk_size: records per chunk at most.
+            max_in_flight: chunks out at once (pushed, not yet yielded); by default twice the
+                pipeline's workers plus two. A 429 or a full input buffer halves it for a
+                while; accepted pushes grow it back.
+            ordered: yield in input order (a bounded reorder window) or as results drain.
+            headers: column names when every record is a row.
+            parameters, summary: the chunks' shared inputs and summary options.
+            on_exit: what happens to the server pipeline when the stream stops early or fails:
+                'cancel' (discard what is pending) or 'close' (let it finish).
+            max_chunk_bytes: a chunk's JSON size at most; by default a quarter of the
+                pipeline's input buffer, so no chunk can overflow it.
+            progress: called with `state` after each chunk is handed over.
+
+        Returns:
+            A `ResultStream`: iterate it, or `async with` it for a deterministic cleanup point.
+
+        Raises:
+            SparkSdkError: an option is invalid or the pipeline is not open (now); a record is
+                invalid (while iterating, before its chunk is sent).
+            StreamError: the server lost, failed or ended the batch (while iterating).
+        """
+        self._require_open("stream through")
+        options = StreamOptions(
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            ordered=ordered,
+            headers=headers,
+            parameters=parameters,
+            summary=summary,
+            on_exit=on_exit,
+            max_chunk_bytes=max_chunk_bytes,
+            progress=progress,
+        )
+        target = PipelineTarget(self)
+
+        async def open_target() -> PipelineTarget:
+            return target
+
+        return ResultStream(open_target, records, options)
+
+    # ---- context manager -----------------------------------------------------------------
+
+    async def __aenter__(self: P) -> P:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            if self._state == "open":
+                await self.dispose()
+            return
+        if self._state == "cancelled":
+            return
+        # Best effort, shielded so a cancelled task still tells the server; never masks `exc`.
+        with anyio.move_on_after(_CLEANUP_TIMEOUT_S, shield=True):
+            try:
+                await self.cancel()
+            except SparkError as error:
+                self._logger.warning(
+                    "could not cancel batch pipeline %s after %s: %s",
+                    self._id, exc_type.__name__, error,
+                )
+
+    # ---- the seam --------------------------------------------------------------------------
+
+    async def _push_chunks(
+        self, chunks: Sequence[BatchChunk], policy: DuplicatePolicy = "replace"
+    ) -> ApiResponse[BatchStatus]:
+        self._require_open("push to")
+        prepared = self._ledger.prepare(chunks, policy)
+        try:
+            body = orjson.dumps({"chunks": [chunk_to_wire(c) for c in prepared]})
+        except TypeError as exc:  # orjson.JSONEncodeError
+            self._ledger.release(prepared)
+            raise SparkSdkError(f"push data is not JSON-serialisable: {exc}") from None
+        try:
+            response = await self._call("POST", BatchStatus, "chunks", body=body)
+        except BaseException:
+            self._ledger.release(prepared)
+            raise
+        self._ledger.commit(prepared)
+        self._logger.info(
+            "pushed %d records in %d chunks to batch pipeline %s",
+            sum(c.size for c in prepared), len(prepared), self._id,
+        )
+        return response
+
+    async def _pull(self, max_chunks: int) -> ApiResponse[PullResult]:
+        if self._state == "cancelled":
+            raise SparkSdkError(
+                f"batch pipeline {self._id} is cancelled; its outputs were discarded"
+            )
+        return await self._call("GET", PullResult, "chunkresults", params={"max": max_chunks})
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    def _require_open(self, action: str) -> None:
+        if self._state != "open":
+            raise SparkSdkError(
+                f"cannot {action} batch pipeline {self._id}: it is already {self._state}"
+            )
+
+    async def _patch(self, status: str) -> ApiResponse[Batch]:
+        return await self._call("PATCH", Batch, body=orjson.dumps({"batch_status": status}))
+
+    async def _request(
+        self,
+        method: str,
+        *segments: str,
+        body: bytes | None = None,
+        params: dict[str, str | int] | None = None,
+        max_retries: int | None = None,
+    ) -> tuple[RawResponse, Any]:
+        """One call on `batch/{id}/{segments}`: the raw response and its decoded JSON."""
+        url = self._base_url.api("batch", self._id, *segments)
+        return await self._http.request_json(
+            method, url, body=body, params=params, max_retries=max_retries
+        )
+
+    async def _call(
+        self,
+        method: str,
+        model: type[T],
+        *segments: str,
+        body: bytes | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> ApiResponse[T]:
+        raw, data = await self._request(method, *segments, body=body, params=params)
+        return ApiResponse(raw, data, model)
+
+
+def _one_chunk(data: ChunkData) -> BatchChunk:
+    return BatchChunk(id=new_chunk_id(), data=data, size=count_records(data.inputs))
