@@ -40,6 +40,9 @@ _CLEANUP_TIMEOUT_S: Final = 15.0
 class StreamTarget(Transport, Protocol):
     """A pipeline to stream through, and how to end it."""
 
+    @property
+    def batch_id(self) -> str: ...
+
     async def end(self, how: OnExit) -> None: ...
 
 
@@ -77,6 +80,11 @@ class ResultStream:
         self._completed = False
         self._closing = False
         self._closed = anyio.Event()
+
+    @property
+    def batch_id(self) -> str | None:
+        """The server pipeline's id; None until it exists (the one-call form creates it)."""
+        return self._target.batch_id if self._target is not None else None
 
     # ---- consumer side -------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ class PipelineTarget:
     def __init__(self, pipeline: AsyncPipeline) -> None:
         self.pipeline = pipeline
 
+    @property
+    def batch_id(self) -> str:
+        return self.pipeline.batch_id
+
     async def push(self, body: bytes) -> Mapping[str, Any]:
         self.pipeline._require_open("push to")
         raw, data = await self.pipeline._request("POST", "chunks", body=body, max_retries=0)

@@ -13,9 +13,9 @@ from ._faults import Faults
 from ._server import Emulator
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m cspark_async.emulator",
+        prog=prog,
         description="Serve a local Coherent Spark Batch API emulator.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -71,8 +71,8 @@ async def _serve(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m cspark_async.emulator") -> int:
+    args = _parser(prog).parse_args(argv)
     try:
         asyncio.run(_serve(args))
     except (OSError, ValueError) as exc:

@@ -1,0 +1,300 @@
+"""The `cspark-async` command end to end: in-process through click's runner, and as a real
+process for signals and stdin/stdout."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from cspark_async.cli import cli
+
+ECHO = "my-folder/my-service"
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def write_csv(path: Path, rows: int, *, ragged_at: int | None = None) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "name", "score"])
+        for i in range(rows):
+            row = [i, f"n{i}", i / 4]
+            writer.writerow(row[:2] if i == ragged_at else row)
+    return path
+
+
+def jsonl(path: Path) -> list[Any]:
+    return [orjson.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_streams_a_csv_into_json_lines(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in.csv", 2500)
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "run", ECHO, "-i", str(source), "-o", str(out), "--emulate", "--chunk-size", "128"
+    )
+    assert result.exit_code == 0, result.output
+    lines = jsonl(out)
+    assert [line["offset"] for line in lines] == list(range(2500))
+    assert lines[7] == {
+        "offset": 7,
+        "output": {"id": 7, "name": "n7", "score": 1.75},
+        "error": None,
+    }
+    assert "Done: 2,500 records" in result.stderr
+    assert "0 failed" in result.stderr
+
+
+def test_run_csv_and_json_outputs_with_inputs_and_errors(tmp_path: Path) -> None:
+    source = tmp_path / "policies.csv"
+    source.write_text(
+        "age,smoker,cover,term,plan\n30,no,100000,10,gold\n90,no,1,10,gold\n"
+        "40,yes,200000,20,silver\n"
+    )
+    errors = tmp_path / "errors.jsonl"
+    out_csv = tmp_path / "out.csv"
+    result = invoke(
+        "run",
+        "demo/term-life",
+        "-i",
+        str(source),
+        "-o",
+        str(out_csv),
+        "--emulate",
+        "--include-inputs",
+        "--errors",
+        str(errors),
+    )
+    assert result.exit_code == 3  # finished, but a record failed
+    with out_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["offset"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["input.age"] == "30"
+    assert float(rows[0]["output.annual_premium"]) > 0
+    assert rows[1]["output.annual_premium"] == ""
+    assert "age 90 is outside" in rows[1]["error"]
+    (failed,) = jsonl(errors)
+    assert failed["offset"] == 1
+    assert failed["input"]["age"] == 90
+    out_json = tmp_path / "out.json"
+    result = invoke(
+        "run", "demo/term-life", "-i", str(source), "-o", str(out_json), "--emulate", "-q"
+    )
+    assert result.exit_code == 3
+    assert result.stderr == ""
+    assert [item["offset"] for item in orjson.loads(out_json.read_bytes())] == [0, 1, 2]
+
+
+def test_run_json_inputs_array_form_and_objects(tmp_path: Path) -> None:
+    objects = tmp_path / "objects.json"
+    objects.write_bytes(orjson.dumps([{"v": i} for i in range(10)]))
+    rows = tmp_path / "rows.json"
+    rows.write_bytes(orjson.dumps([["v"], *[[i] for i in range(10)]]))
+    for source in (objects, rows):
+        out = tmp_path / f"{source.stem}.jsonl"
+        result = invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate")
+        assert result.exit_code == 0, result.output
+        assert [line["output"]["v"] for line in jsonl(out)] == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: d / "missing.csv", "no such file"),
+        (lambda d: _write(d / "empty.csv", ""), "is empty"),
+        (lambda d: write_csv(d / "ragged.csv", 5, ragged_at=3), "line 5: 2 values, but the header"),
+        (lambda d: _write(d / "bad.json", "[{]"), "invalid JSON"),
+        (lambda d: _write(d / "bad.jsonl", '{"a": 1}\n{oops\n'), "line 2: invalid JSON"),
+        (lambda d: _write(d / "data.xml", "<a/>"), "unknown extension '.xml'"),
+        (lambda d: _write(d / "scalar.json", "42"), "expected a JSON array"),
+    ],
+)
+def test_bad_inputs_fail_with_one_clear_line(tmp_path: Path, setup: Any, message: str) -> None:
+    source = setup(tmp_path)
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(tmp_path / "o.jsonl"), "--emulate")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert lines[0].startswith("cspark-async: ")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_bad_usage(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in.csv", 1)
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2
+    assert "no tenant" in result.stderr
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(tmp_path / "o.txt"), "--emulate")
+    assert result.exit_code == 2
+    assert "unknown extension '.txt'" in result.stderr
+    result = invoke(
+        "run", "not a uri!", "-i", str(source), "-o", str(tmp_path / "o.jsonl"), "--emulate"
+    )
+    assert result.exit_code in (1, 2)
+    assert result.stderr.startswith("cspark-async: ")
+    result = invoke(
+        "run",
+        ECHO,
+        "-i",
+        str(source),
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--emulate",
+        "--chunk-size",
+        "0",
+    )
+    assert result.exit_code == 2
+
+
+def test_demo_prices_the_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("demo", "--latency-ms", "0")
+    assert result.exit_code == 0, result.output
+    lines = jsonl(tmp_path / "demo-outputs.jsonl")
+    assert len(lines) == 5000
+    assert sum(line["error"] is not None for line in lines) == 10
+    assert "Done: 5,000 records" in result.stderr
+    assert "10 failed" in result.stderr
+
+
+@pytest.fixture
+def standalone() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cspark_async.emulator", "--workers", "2", "--latency-ms", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    yield proc.stdout.readline().strip()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+
+
+def describe(base_url: str) -> Any:
+    with urllib.request.urlopen(base_url + "/api/v4/batch/status", timeout=5) as resp:
+        return orjson.loads(resp.read())
+
+
+def test_ctrl_c_cancels_the_batch_and_leaves_a_valid_file(tmp_path: Path, standalone: str) -> None:
+    source = write_csv(tmp_path / "in.csv", 200_000)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cspark_async.cli",
+            "run",
+            ECHO,
+            "-i",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            standalone,
+            "--api-key",
+            "k",
+            "--chunk-size",
+            "50",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert "interrupted:" in stderr
+    assert "cancelled" in stderr
+    lines = jsonl(out)  # every line whole: the file is valid up to the last record written
+    assert 0 < len(lines) < 200_000
+    assert [line["offset"] for line in lines] == list(range(len(lines)))
+    (batch,) = describe(standalone)["recent_batches"]
+    assert batch["data"]["batch_status"] == "cancelled"
+
+
+def test_describe_status_and_cancel(tmp_path: Path, standalone: str) -> None:
+    source = write_csv(tmp_path / "in.csv", 10)
+    out = tmp_path / "out.jsonl"
+    assert (
+        invoke(
+            "run",
+            ECHO,
+            "-i",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            standalone,
+            "--api-key",
+            "k",
+        ).exit_code
+        == 0
+    )
+    described = invoke("describe", "--base-url", standalone, "--api-key", "k")
+    assert described.exit_code == 0
+    (batch,) = orjson.loads(described.stdout)["recent_batches"]
+    status = invoke("status", batch["id"], "--base-url", standalone, "--api-key", "k")
+    assert orjson.loads(status.stdout)["record_submitted"] == 10
+    missing = invoke("cancel", "no-such-batch", "--base-url", standalone, "--api-key", "k")
+    assert missing.exit_code == 1
+    assert "BATCH_NOT_FOUND" in missing.stderr
+
+
+def test_env_file_supplies_the_connection(
+    tmp_path: Path, standalone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CSPARK_BASE_URL", raising=False)
+    monkeypatch.delenv("CSPARK_API_KEY", raising=False)
+    env = tmp_path / "spark.env"
+    env.write_text(f"CSPARK_BASE_URL={standalone}\nCSPARK_API_KEY=secret-key\n")
+    result = invoke("describe", "--env-file", str(env))
+    assert result.exit_code == 0, result.output
+    assert "secret-key" not in result.output
+    result = invoke("describe", "--env-file", str(tmp_path / "nope.env"))
+    assert result.exit_code == 2
+
+
+def test_stdin_to_stdout_as_a_real_process() -> None:
+    lines = "\n".join(orjson.dumps({"k": i}).decode() for i in range(20))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cspark_async.cli",
+            "run",
+            ECHO,
+            "-i",
+            "-",
+            "-o",
+            "-",
+            "--emulate",
+            "-q",
+        ],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [orjson.loads(x)["output"]["k"] for x in proc.stdout.splitlines()] == list(range(20))
