@@ -238,10 +238,13 @@ class Engine:
             )
         if isinstance(exc, ConflictError):
             return StreamError(
-                f"{where} could not be pushed: the batch no longer accepts chunks ({exc})",
+                f"{where} could not be pushed: the batch no longer accepts chunks: "
+                f"{exc.error_message or exc}",
                 chunk_id=chunk.id,
                 offset=chunk.offset,
             )
+        if isinstance(exc, NotFoundError):
+            return self._vanished(exc)
         return exc
 
     # ---- puller --------------------------------------------------------------------------
@@ -349,12 +352,13 @@ class Engine:
         return True
 
     def _pull_failed(self, exc: SparkError) -> SparkError:
-        if isinstance(exc, NotFoundError):
-            return StreamError(
-                f"the batch vanished from the server while {len(self._pending)} chunk(s) were "
-                f"outstanding (was the server restarted?): {exc}"
-            )
-        return exc
+        return self._vanished(exc) if isinstance(exc, NotFoundError) else exc
+
+    def _vanished(self, exc: SparkError) -> StreamError:
+        return StreamError(
+            f"the batch vanished from the server while {len(self._pending)} chunk(s) were "
+            f"outstanding (was the server restarted?): {exc}"
+        )
 
     async def _with_retries(
         self, what: str, call: Callable[[], Awaitable[Mapping[str, Any]]]

@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 import anyio
 
-from .._exceptions import SparkError, SparkSdkError
+from .._exceptions import ConflictError, SparkError, SparkSdkError
 from ._chunker import Records
 from ._engine import Engine, OnExit, StreamOptions, Transport
 from ._results import StreamResult
@@ -182,6 +182,8 @@ class ResultStream:
         try:
             with anyio.fail_after(_CLEANUP_TIMEOUT_S):
                 await target.end(how)
+        except ConflictError as exc:  # it had already ended on the server: nothing to undo
+            log.debug("the batch pipeline had already ended: %s", exc)
         except Exception as exc:  # the original error, if any, matters more than this one
             log.warning("could not %s the batch pipeline after the stream ended: %s", how, exc)
 
