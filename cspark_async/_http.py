@@ -11,6 +11,7 @@ aiohttp's response context releases (or closes) the connection on the way out.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import platform
 import random
@@ -97,6 +98,16 @@ class RawResponse:
 
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# aiohttp warns (ResourceWarning) about raw bytes bodies over 1 MiB; a fresh BytesIO per
+# attempt streams the same bytes without the warning.
+_LARGE_BODY_BYTES: Final = 1 << 20
+
+
+def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
+    if body is not None and len(body) > _LARGE_BODY_BYTES:
+        return io.BytesIO(body)
+    return body
 
 
 class HttpClient:
@@ -288,7 +299,7 @@ class HttpClient:
                 method,
                 url,
                 params=params,
-                data=body,
+                data=_payload(body),
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect is reported, never silently followed

@@ -21,8 +21,9 @@ async def test_every_verb_round_trip(spark: AsyncClient) -> None:
     assert described.status == 200
     assert described.parsed.in_progress_batches == []
 
-    batch = await spark.batches.create("my-folder/my-service", min_runners=2, accuracy=0.95,
-                                       correlation_id="corr-7")
+    batch = await spark.batches.create(
+        "my-folder/my-service", min_runners=2, accuracy=0.95, correlation_id="corr-7"
+    )
     assert batch.data["data"]["batch_status"] == "created"
     assert batch.parsed.data is not None
     assert batch.parsed.data.correlation_id == "corr-7"
@@ -103,8 +104,12 @@ async def test_create_by_service_and_version_id(spark: AsyncClient) -> None:
     assert first is not None
     assert first.service_id
     assert first.version_id
-    for uri in (first.service_id, f"service/{first.service_id}", f"version/{first.version_id}",
-                UriParams(version_id=first.version_id)):
+    for uri in (
+        first.service_id,
+        f"service/{first.service_id}",
+        f"version/{first.version_id}",
+        UriParams(version_id=first.version_id),
+    ):
         again = (await spark.batches.create(uri)).parsed.data
         assert again is not None
         assert again.service_uri == first.service_uri
@@ -137,8 +142,12 @@ async def test_lifecycle_rules_send_nothing_when_refused(
     assert cancelled.parsed.batch_status == "cancelled"
 
     before = len(log.requests)
-    for call in (pipeline.pull(), pipeline.cancel(), pipeline.dispose(),
-                 pipeline.push(inputs=[{"value": 3}])):
+    for call in (
+        pipeline.pull(),
+        pipeline.cancel(),
+        pipeline.dispose(),
+        pipeline.push(inputs=[{"value": 3}]),
+    ):
         with pytest.raises(sdk.SparkSdkError):
             await call
     assert len(log.requests) == before
@@ -297,3 +306,13 @@ async def test_many_concurrent_calls_share_one_session(spark: AsyncClient) -> No
     assert pipeline.stats.records == 20
     status = (await pipeline.get_status()).parsed
     assert status.records_submitted == 20
+
+
+async def test_a_push_over_one_mebibyte_sends_without_warnings(emulator: Emulator) -> None:
+    # aiohttp warns about raw bytes bodies over 1 MiB; the client streams them instead.
+    async with AsyncClient(emulator.base_url, api_key="k", logger=False) as spark:
+        batch = await spark.batches.create("my-folder/my-service")
+        pipeline = spark.batches.of(batch.data["id"])
+        records = [{"text": "x" * 1000, "n": n} for n in range(1500)]  # ~1.5 MB
+        status = await pipeline.push(inputs=records)
+        assert status.data["record_submitted"] == 1500

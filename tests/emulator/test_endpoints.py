@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
@@ -360,3 +361,20 @@ async def test_describe_lists_in_progress_and_recent_batches(api: Api) -> None:
         "workers_in_use",
     }
     assert body["environment"] == {"update": 1}
+
+
+async def test_oversized_bodies_are_a_json_413(make_api: Any) -> None:
+    async with make_api(input_buffer_bytes=1000) as api:
+        # The body limit is max(64 MiB, 2 x the input buffer).
+        batch_id = await api.create()
+        big = b'{"chunks": [' + b" " * (64 * 1024 * 1024 + 10) + b"]}"
+        status, body = await api.call(
+            "POST",
+            f"/{batch_id}/chunks",
+            data=io.BytesIO(big),
+            headers={"Content-Type": "application/json"},
+        )
+        assert status == 413
+        assert body["error"]["code"] == "REQUEST_ENTITY_TOO_LARGE"
+        assert "too large" in body["error"]["message"]
+        assert (await api.status(batch_id))["chunks_submitted"] == 0
