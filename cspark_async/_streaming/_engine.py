@@ -129,14 +129,14 @@ class Engine:
         self._suspect_loss = False
 
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
-        async with send:
-            chunker, window = await self._prepare()
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                self._pushes = anyio.CapacityLimiter(min(8, window.maximum))
-                tg.start_soon(self._produce, chunker, window)
-                await self._pull_loop(send, window)
-            self._state.done = True
+        """Stream every record; results go to `send` (the caller owns and closes it)."""
+        chunker, window = await self._prepare()
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self._pushes = anyio.CapacityLimiter(min(8, window.maximum))
+            tg.start_soon(self._produce, chunker, window)
+            await self._pull_loop(send, window)
+        self._state.done = True
 
     async def _prepare(self) -> tuple[Chunker, Window]:
         opts = self._options

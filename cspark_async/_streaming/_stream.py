@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Final, Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
 from ._chunker import Records
@@ -73,7 +74,9 @@ class ResultStream:
         self._records = records
         self._options = options
         self._close_when_done = close_when_done
-        self._send, self._recv = anyio.create_memory_object_stream[StreamResult](0)
+        # Created when the engine starts: an unopened memory stream warns when collected.
+        self._send: MemoryObjectSendStream[StreamResult] | None = None
+        self._recv: MemoryObjectReceiveStream[StreamResult] | None = None
         self._target: StreamTarget | None = None
         self._task: asyncio.Task[None] | None = None
         self._iterated = False
@@ -95,10 +98,10 @@ class ResultStream:
         return self._iterate()
 
     async def _iterate(self) -> AsyncGenerator[StreamResult, None]:
-        self._start()
+        receive = self._start()
         try:
-            async with self._recv:
-                async for result in self._recv:
+            async with receive:
+                async for result in receive:
                     yield result
             await self._join()
             self._completed = True
@@ -106,6 +109,15 @@ class ResultStream:
             await self._shutdown()
 
     async def __aenter__(self) -> ResultStream:
+        """Open the pipeline (the one-call form creates it here), then start streaming, so a
+        wrong service or credential raises now rather than at the first result."""
+        if self._target is None and self._task is None:
+            try:
+                self._target = await self._open_target()
+            except BaseException:
+                self._closing = True
+                self._closed.set()
+                raise
         self._start()
         return self
 
@@ -123,19 +135,22 @@ class ResultStream:
 
     # ---- engine side ---------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self) -> MemoryObjectReceiveStream[StreamResult]:
         if self._closing:
             raise SparkSdkError("this stream is closed; call stream_outputs() again")
-        if self._task is None:
+        if self._recv is None:
+            self._send, self._recv = anyio.create_memory_object_stream[StreamResult](0)
             self._task = asyncio.get_running_loop().create_task(
-                self._main(), name="cspark-async stream engine"
+                self._main(self._send), name="cspark-async stream engine"
             )
+        return self._recv
 
-    async def _main(self) -> None:
-        async with self._send:
-            self._target = await self._open_target()
+    async def _main(self, send: MemoryObjectSendStream[StreamResult]) -> None:
+        async with send:  # closing it ends the consumer's loop, whatever the engine did
+            if self._target is None:
+                self._target = await self._open_target()
             engine = Engine(self._target, self._records, self._options, self.state)
-            await engine.run(self._send)
+            await engine.run(send)
 
     async def _join(self) -> None:
         assert self._task is not None
@@ -152,7 +167,9 @@ class ResultStream:
         try:
             with anyio.CancelScope(shield=True):
                 await self._stop_engine()
-                self._recv.close()
+                for stream in (self._send, self._recv):
+                    if stream is not None:
+                        stream.close()  # idempotent; covers an engine cancelled before it ran
                 await self._end_target()
         finally:
             self.state.finished_at = self.state.finished_at or time.monotonic()

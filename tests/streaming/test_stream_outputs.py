@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from cspark_async import SparkSdkError, StreamError, StreamState
+from cspark_async import NotFoundError, SparkSdkError, StreamError, StreamState
 from cspark_async.emulator import Faults
 
 from .conftest import records
@@ -305,3 +305,25 @@ async def test_one_call_form_cancels_on_error(stack: Callable[..., Any]) -> None
         await anyio.sleep(0.05)  # the generator's cleanup runs in its finaliser task
         (batch,) = list(emu.engine.batches())
         assert batch.status == "cancelled"
+
+
+async def test_entering_the_one_call_form_creates_the_pipeline(stack: Callable[..., Any]) -> None:
+    async with stack() as (emu, spark):
+        stream = spark.batches.stream_outputs("nope/missing", records(10))
+        with pytest.raises(NotFoundError, match="SERVICE_NOT_FOUND"):
+            await stream.__aenter__()  # before any result is asked for
+        async with spark.batches.stream_outputs("t/tagged", records(10)) as results:
+            assert results.batch_id is not None
+            assert emu.engine.batch(results.batch_id).status == "created"
+            assert sum([r.records async for r in results]) == 10
+        assert emu.engine.batch(results.batch_id).status == "completed"
+
+
+async def test_an_unused_stream_leaves_nothing_behind(stack: Callable[..., Any]) -> None:
+    async with stack() as (emu, spark):
+        pipeline = await open_pipeline(spark)
+        pipeline.stream_outputs(records(10))  # never iterated
+        spark.batches.stream_outputs("t/tagged", records(10))
+        gc.collect()  # an unclosed memory stream would warn here, and warnings are errors
+        assert stream_tasks() == []
+        assert len(list(emu.engine.batches())) == 1  # the one-call form created nothing
