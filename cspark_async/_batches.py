@@ -13,14 +13,13 @@ import orjson
 
 from ._config import BaseUrl
 from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
-from ._exceptions import SparkSdkError
+from ._exceptions import InvalidResponseError, SparkSdkError
 from ._http import HttpClient
 from ._models import Batch, BatchDescription
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
 from ._streaming._chunker import Records
 from ._streaming._engine import StreamOptions
-from ._streaming._results import StreamError
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
 from ._streaming._target import PipelineTarget
@@ -275,6 +274,10 @@ class AsyncBatches:
         Raises:
             SparkSdkError: an option or a create argument is invalid (now, nothing is sent).
         """
+        if create is not None and not isinstance(create, Mapping):
+            raise SparkSdkError(
+                f"create= must be a dict of create() keyword arguments, got {type(create).__name__}"
+            )
         try:
             body = create_body(uri, **dict(create or {}))
         except TypeError as exc:  # an unknown create() keyword
@@ -294,8 +297,15 @@ class AsyncBatches:
         async def open_target() -> PipelineTarget:
             created = await self._create(body)
             batch_id = created.data.get("id") if isinstance(created.data, dict) else None
-            if not isinstance(batch_id, str):
-                raise StreamError(f"create answered without a batch id: {created.data!r}")
+            if not isinstance(batch_id, str) or not batch_id:
+                raise InvalidResponseError(
+                    status=created.status,
+                    method=created.method,
+                    url=created.url,
+                    request_id=created.request_id,
+                    headers=created.headers,
+                    error_message="create answered without a batch id",
+                )
             return PipelineTarget(self.of(batch_id))
 
         return ResultStream(open_target, records, options, close_when_done=True)

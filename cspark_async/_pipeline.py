@@ -243,12 +243,7 @@ class AsyncPipeline:
             max_chunk_bytes=max_chunk_bytes,
             progress=progress,
         )
-        target = PipelineTarget(self)
-
-        async def open_target() -> PipelineTarget:
-            return target
-
-        return ResultStream(open_target, records, options)
+        return ResultStream(PipelineTarget(self), records, options)
 
     # ---- context manager -----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from attrs import frozen
 
 from .._exceptions import SparkSdkError
 
-__all__ = ["Chunk", "Chunker", "Records"]
+__all__ = ["Chunk", "Chunker", "Records", "check_records"]
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -150,18 +150,25 @@ class Chunker:
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
 
 
-async def _aiter(records: Records) -> AsyncIterator[Any]:
+def check_records(records: Any) -> None:
+    """Refuse what cannot be a stream of records, before anything is sent."""
     if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield record
-    elif isinstance(records, Iterable) and not isinstance(records, (str, bytes, Mapping)):
-        for record in records:
-            yield record
-    else:
+        return
+    if not isinstance(records, Iterable) or isinstance(records, (str, bytes, Mapping)):
         raise SparkSdkError(
             "records must be an iterable or async iterable of records, "
             f"got {type(records).__name__}"
         )
+
+
+async def _aiter(records: Records) -> AsyncIterator[Any]:
+    check_records(records)
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            yield record
+    else:
+        for record in records:
+            yield record
 
 
 def _check_header(header: Sequence[Any], what: str) -> tuple[str, ...]:

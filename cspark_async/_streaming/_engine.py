@@ -136,7 +136,6 @@ class Engine:
             self._pushes = anyio.CapacityLimiter(min(8, window.maximum))
             tg.start_soon(self._produce, chunker, window)
             await self._pull_loop(send, window)
-        self._state.done = True
 
     async def _prepare(self) -> tuple[Chunker, Window]:
         opts = self._options
@@ -354,7 +353,9 @@ class Engine:
     def _pull_failed(self, exc: SparkError) -> SparkError:
         return self._vanished(exc) if isinstance(exc, NotFoundError) else exc
 
-    def _vanished(self, exc: SparkError) -> StreamError:
+    def _vanished(self, exc: SparkError) -> SparkError:
+        if not self._state.pulls and not self._state.chunks_pushed:
+            return exc  # never seen: an unknown id, not a batch that disappeared
         return StreamError(
             f"the batch vanished from the server while {len(self._pending)} chunk(s) were "
             f"outstanding (was the server restarted?): {exc}"

@@ -12,10 +12,12 @@ cancels that task, waits for it, and applies `on_exit` to the server pipeline, s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import sys
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sized
 from types import TracebackType
 from typing import Any, Final, Protocol
 
@@ -23,7 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
-from ._chunker import Records
+from ._chunker import Chunker, Records, check_records
 from ._engine import Engine, OnExit, StreamOptions, Transport
 from ._results import StreamResult
 from ._state import StreamState
@@ -63,21 +65,24 @@ class ResultStream:
 
     def __init__(
         self,
-        open_target: Callable[[], Awaitable[StreamTarget]],
+        target: StreamTarget | Callable[[], Awaitable[StreamTarget]],
         records: Records,
         options: StreamOptions,
         *,
         close_when_done: bool = False,
     ) -> None:
+        check_records(records)
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)
-        self._open_target = open_target
+        # An existing pipeline, or how to create one (the one-call form) once records are seen.
+        self._target: StreamTarget | None = None if callable(target) else target
+        self._open_target = target if callable(target) else None
         self._records = records
         self._options = options
         self._close_when_done = close_when_done
         # Created when the engine starts: an unopened memory stream warns when collected.
         self._send: MemoryObjectSendStream[StreamResult] | None = None
         self._recv: MemoryObjectReceiveStream[StreamResult] | None = None
-        self._target: StreamTarget | None = None
+        self._has_data: bool | None = None  # known once the first records have been checked
         self._task: asyncio.Task[None] | None = None
         self._iterated = False
         self._completed = False
@@ -111,9 +116,9 @@ class ResultStream:
     async def __aenter__(self) -> ResultStream:
         """Open the pipeline (the one-call form creates it here), then start streaming, so a
         wrong service or credential raises now rather than at the first result."""
-        if self._target is None and self._task is None:
+        if self._task is None:
             try:
-                self._target = await self._open_target()
+                await self._open()
             except BaseException:
                 self._closing = True
                 self._closed.set()
@@ -147,10 +152,35 @@ class ResultStream:
 
     async def _main(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         async with send:  # closing it ends the consumer's loop, whatever the engine did
-            if self._target is None:
-                self._target = await self._open_target()
-            engine = Engine(self._target, self._records, self._options, self.state)
-            await engine.run(send)
+            if await self._open():
+                assert self._target is not None
+                engine = Engine(self._target, self._records, self._options, self.state)
+                await engine.run(send)
+            self.state.done = True
+
+    async def _open(self) -> bool:
+        """Check the first records, then open the target; False when there is nothing to do.
+
+        The one-call form creates its pipeline here, so an empty dataset or a bad first record
+        must be found first: a client-side problem sends nothing.
+        """
+        if self._target is not None:
+            return True
+        if self._has_data is None:
+            head, self._records = await _split_head(self._records, 2)
+            probe = Chunker(
+                chunk_size=self._options.chunk_size,
+                max_chunk_bytes=2**31,
+                headers=self._options.headers,
+                parameters=self._options.parameters,
+                summary=self._options.summary,
+            )
+            self._has_data = bool([chunk async for chunk in probe.chunks(head)])
+        if not self._has_data:
+            return False
+        assert self._open_target is not None
+        self._target = await self._open_target()
+        return True
 
     async def _join(self) -> None:
         assert self._task is not None
@@ -230,3 +260,24 @@ def _leaves(exc: BaseException) -> Any:
             yield from _leaves(inner)
     else:
         yield exc
+
+
+async def _split_head(records: Records, count: int) -> tuple[list[Any], Records]:
+    """The first `count` records, and an iterable that yields every record, those included."""
+    head: list[Any] = []
+    if isinstance(records, AsyncIterable):
+        iterator = aiter(records)
+        with contextlib.suppress(StopAsyncIteration):
+            for _ in range(count):
+                head.append(await anext(iterator))
+
+        async def rest_async() -> AsyncIterator[Any]:
+            for record in head:
+                yield record
+            async for record in iterator:
+                yield record
+
+        return head, rest_async()
+    sync_iterator = iter(records)
+    head.extend(itertools.islice(sync_iterator, count))
+    return head, itertools.chain(head, sync_iterator)

@@ -109,13 +109,15 @@ def _check_tenant(request: web.Request, engine: Engine) -> None:
         )
 
 
-def _check_auth(request: web.Request, auth: Auth, tokens: dict[str, float]) -> None:
+def _check_auth(
+    request: web.Request, auth: Auth, tokens: dict[str, float], *, tenant_header: bool = True
+) -> None:
     if not auth.enforced:
         return
     key = request.headers.get("x-synthetic-key")
     if key is not None:
         if auth.api_key and secrets.compare_digest(key, auth.api_key):
-            if "x-tenant-name" not in request.headers:
+            if tenant_header and "x-tenant-name" not in request.headers:
                 raise EmulatorError(
                     401, "UNAUTHORIZED", "an API key needs the x-tenant-name header"
                 )
@@ -247,6 +249,9 @@ async def _token(request: web.Request) -> web.Response:
             "client_id and client_secret are required", "INVALID_CLIENT"
         )
     auth = request.app[_AUTH_KEY]
+    if auth.enforced and auth.oauth_clients is None:
+        # Enforcing a key or token: a token minted for anyone would open every route.
+        raise EmulatorError(401, "INVALID_CLIENT", "this emulator has no OAuth clients")
     if auth.oauth_clients is not None:
         expected = auth.oauth_clients.get(client_id)
         if expected is None or not secrets.compare_digest(secret, expected):
@@ -269,12 +274,19 @@ async def _health(request: web.Request) -> web.Response:
     return _json({"status": "ok", "tenant": request.app[ENGINE_KEY].options.tenant})
 
 
+def _check_control(request: web.Request) -> None:
+    """The control plane can wipe every batch: it needs the same credential as the API."""
+    _check_auth(request, request.app[_AUTH_KEY], request.app[_TOKENS_KEY], tenant_header=False)
+
+
 async def _reset(request: web.Request) -> web.Response:
+    _check_control(request)
     request.app[ENGINE_KEY].reset()
     return _json({"status": "reset"})
 
 
 async def _set_faults(request: web.Request) -> web.Response:
+    _check_control(request)
     body = await _body(request)
     if not isinstance(body, dict):
         raise EmulatorError.bad_request("faults must be a JSON object")

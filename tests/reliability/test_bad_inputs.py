@@ -369,8 +369,6 @@ async def test_one_record_bigger_than_the_input_buffer(stack: Stack) -> None:
     [pytest.param(5, id="an-int"), pytest.param({"n": 1}, id="one-dict"),
      pytest.param("n\n1\n2", id="csv-text")],
 )
-@bug("stream_outputs() accepts records that are not an iterable and fails only when iterated, "
-     "after reading the pipeline's configuration, and then cancels the caller's pipeline")
 async def test_records_that_are_not_iterable_are_refused_at_the_call(
     stack: Stack, records: Any
 ) -> None:
@@ -400,9 +398,6 @@ async def test_empty_dataset_streams_nothing_and_is_not_an_error(
     [pytest.param([], None, id="empty-dataset"),
      pytest.param([7], "record at offset 0 must be a dict", id="first-record-invalid")],
 )
-@bug("the one-call batches.stream_outputs() creates the server batch before reading the first "
-     "record: an empty dataset creates and closes a batch, a bad first record creates and "
-     "cancels one")
 async def test_one_call_stream_creates_no_batch_without_a_valid_first_record(
     stack: Stack, records: list[Any], expected: str | None
 ) -> None:
@@ -452,9 +447,7 @@ STREAM_OPTION_CASES = [
                  id="create-unknown-option"),
     pytest.param({"create": {"min_runners": 0}}, "min_runners must be an integer >= 1",
                  id="create-bad-option"),
-    pytest.param({"create": "max_runners=5"}, "create= must be", id="create-a-string",
-                 marks=bug("_batches.AsyncBatches.stream_outputs: dict('max_runners=5') raises "
-                           "ValueError")),
+    pytest.param({"create": "max_runners=5"}, "create= must be", id="create-a-string"),
 ]
 
 
@@ -605,10 +598,7 @@ async def test_cancel_an_unknown_batch(stack: Stack) -> None:
     "options",
     [
         pytest.param({}, id="adaptive-options"),
-        pytest.param({"max_in_flight": 2, "max_chunk_bytes": 4096}, id="explicit-options",
-                     marks=bug("_engine.Engine._pull_failed turns the first 404 into a "
-                               "StreamError saying the batch 'vanished (was the server "
-                               "restarted?)' for an id that never existed")),
+        pytest.param({"max_in_flight": 2, "max_chunk_bytes": 4096}, id="explicit-options"),
     ],
 )
 async def test_stream_through_an_unknown_batch(stack: Stack, options: dict[str, Any]) -> None:
@@ -846,9 +836,7 @@ class FakeSpark:
         pytest.param("pull", answer(200, b"[]", "application/json"), sdk.InvalidResponseError,
                      "expected {data, status}, got list", id="pull-answer-not-an-object"),
         pytest.param("create", answer(200, b'{"object": "batch"}', "application/json"),
-                     sdk.InvalidResponseError, "id", id="create-answer-without-an-id",
-                     marks=bug("_batches.AsyncBatches.stream_outputs raises a StreamError (not "
-                               "a SparkApiError) when create's answer has no batch id")),
+                     sdk.InvalidResponseError, "id", id="create-answer-without-an-id"),
     ],
 )
 async def test_unusable_replies_end_a_stream_with_a_clear_error(

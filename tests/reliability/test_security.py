@@ -582,9 +582,6 @@ async def test_the_emulator_accepts_its_credentials_on_every_route(
     assert await enforcing.call(method, path, headers) == 200
 
 
-@bug("emulator/_app._token issues an access token to any client_id/secret when no "
-     "oauth_clients are configured, even when an api_key or token is enforced; that token then "
-     "opens every API route")
 async def test_the_emulator_issues_no_token_it_was_not_configured_for() -> None:
     async with Emulator(api_key=API_KEY) as emu, aiohttp.ClientSession() as session:
         token_url = emu.url + TOKEN_PATH.format(tenant=emu.tenant)
@@ -606,8 +603,6 @@ async def test_the_emulator_issues_no_token_it_was_not_configured_for() -> None:
         pytest.param("PUT", "/_emulator/faults", {"server_error": 1.0}, id="set-faults"),
     ],
 )
-@bug("emulator/_app.build_app serves the control plane (reset, faults) without credentials "
-     "even when the emulator enforces some: anyone who can reach it can wipe every batch")
 async def test_the_emulators_control_plane_needs_credentials_when_configured(
     method: str, path: str, body: dict[str, Any] | None
 ) -> None:
