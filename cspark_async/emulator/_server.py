@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._client import AsyncClient
 from ._app import Auth, build_app
 from ._engine import Engine, EngineOptions
 from ._faults import FaultInjector, Faults
@@ -109,6 +110,27 @@ class Emulator:
     @property
     def tenant(self) -> str:
         return self._options.tenant
+
+    def client(self, **options: Any) -> AsyncClient:
+        """An `AsyncClient` for this emulator, with whatever credential it enforces.
+
+        ```python
+        async with Emulator() as emu, emu.client() as spark: ...
+        ```
+        `options` go to `AsyncClient` (e.g. `max_retries=0`, `timeout=5`).
+        """
+        auth = self._auth
+        if auth.oauth_clients:
+            client_id, secret = next(iter(auth.oauth_clients.items()))
+            options.setdefault("oauth", {"client_id": client_id, "client_secret": secret})
+        elif auth.api_key:
+            options.setdefault("api_key", auth.api_key)
+        elif auth.token:
+            options.setdefault("token", auth.token)
+        else:
+            options.setdefault("api_key", "open")  # nothing enforced: send no credential
+        options.setdefault("logger", False)
+        return AsyncClient(self.base_url, **options)
 
     def set_faults(self, faults: Faults | None) -> None:
         """Change fault injection while running (None turns it off); the RNG is reseeded."""

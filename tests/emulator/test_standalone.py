@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from typing import Any
 
 import orjson
 import pytest
 
-from cspark_async.emulator import premium, sample_dataset
+from cspark_async.emulator import Emulator, premium, sample_dataset
 
 
 def test_python_m_emulator_serves_until_interrupted() -> None:
@@ -98,3 +99,14 @@ def test_smokers_and_older_people_pay_more() -> None:
     plain = premium(base)["annual_premium"]
     assert older > plain
     assert smoker == pytest.approx(2 * plain, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{}, {"api_key": "k3y"}, {"token": "t0k"}, {"oauth_clients": {"app": "s3cret"}}],
+    ids=["open", "api-key", "token", "oauth"],
+)
+async def test_emulator_client_carries_the_enforced_credential(credentials: dict[str, Any]) -> None:
+    async with Emulator(**credentials) as emu, emu.client() as spark:
+        described = await spark.batches.describe()
+        assert described.status == 200
