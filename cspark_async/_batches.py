@@ -51,8 +51,9 @@ def acceptable_error_percentage(accuracy: float) -> int:
 def _join(name: str, value: StrList) -> str | None:
     if value is None:
         return None
-    items = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) for v in items):
+    items = [value] if isinstance(value, str) else value
+    # Sequence, not any iterable: list(5) would be a TypeError, and a set has no order.
+    if not isinstance(items, Sequence) or not all(isinstance(v, str) for v in items):
         raise SparkSdkError(f"{name} must be a string or a list of strings, got {value!r}")
     joined = ",".join(v.strip() for v in items if v.strip())
     return joined or None
@@ -140,6 +141,8 @@ def create_body(
         ),
     }
     body = {k: v for k, v in body.items() if v is not None}
+    if extras is not None and not isinstance(extras, Mapping):
+        raise SparkSdkError(f"extras must be a dict of body fields, got {type(extras).__name__}")
     if extras:
         body.update(extras)  # last, so it can add or override any key
     return body

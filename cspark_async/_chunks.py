@@ -15,6 +15,7 @@ from attrs import Factory, field, frozen
 
 from ._constants import DEFAULT_CHUNK_SIZE
 from ._exceptions import SparkSdkError
+from ._records import RecordReader, by_index
 
 __all__ = ["BatchChunk", "ChunkData", "count_records", "create_chunks", "new_chunk_id"]
 
@@ -59,21 +60,6 @@ class BatchChunk:
     size: int = field(default=Factory(lambda self: self.data.record_count, takes_self=True))
 
 
-def _header(value: Any) -> list[str]:
-    names_ok = isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value)
-    if not names_ok or not value:
-        raise SparkSdkError(
-            "the header row must be a non-empty list of input names (strings), got "
-            f"{_preview(value)}"
-        )
-    return list(value)
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def create_chunks(
     dataset: Iterable[Any] | None = None,
     *,
@@ -102,7 +88,7 @@ def create_chunks(
         The chunks, in dataset order; `[]` for a dataset with no records.
 
     Raises:
-        SparkSdkError: both or neither of `dataset` / `inputs`, a bad `chunk_size`, a missing
+        SparkSdkError: both or neither of `dataset` / `inputs`, a bad `chunk_size`, a bad
             header row, rows whose width differs from the header, or mixed record forms.
     """
     if dataset is not None and inputs is not None:
@@ -110,23 +96,16 @@ def create_chunks(
     source = dataset if dataset is not None else inputs
     if source is None:
         raise SparkSdkError("create_chunks() needs a dataset (positionally or as inputs=)")
-    if isinstance(source, (str, bytes, Mapping)):
+    if isinstance(source, (str, bytes, Mapping)) or not isinstance(source, Iterable):
         raise SparkSdkError(
             f"the dataset must be a list of rows or of objects, got {type(source).__name__}"
         )
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise SparkSdkError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    items = list(source)  # a new list: the caller's is never touched
-    header: list[str] | None = None
-    if headers is not None:
-        header = _header(headers)
-        rows = items
-    elif items and isinstance(items[0], (list, tuple)):
-        header = _header(items[0])
-        rows = items[1:]
-    else:
-        rows = items
-    _check_rows(rows, header)
+    # The stream's rules (and push()'s): a new list, so the caller's is never touched.
+    reader = RecordReader(headers, source="dataset", label=by_index)
+    rows = [item for item in source if reader.check(item)]
+    header = reader.header
 
     chunks = []
     for start in range(0, len(rows), chunk_size):
@@ -144,24 +123,3 @@ def create_chunks(
             )
         )
     return chunks
-
-
-def _check_rows(rows: list[Any], header: list[str] | None) -> None:
-    if header is not None:
-        width = len(header)
-        for i, row in enumerate(rows):
-            if not isinstance(row, (list, tuple)):
-                raise SparkSdkError(
-                    f"row {i} must be a list of values like the header row, got {_preview(row)}"
-                )
-            if len(row) != width:
-                raise SparkSdkError(
-                    f"row {i} has {len(row)} values but the header row names {width}"
-                )
-        return
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise SparkSdkError(
-                f"record {i} must be an object (or give the dataset a header row), got "
-                f"{_preview(row)}"
-            )

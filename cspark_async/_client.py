@@ -34,7 +34,13 @@ def _logger(value: logging.Logger | bool | None) -> logging.Logger:
         silent.addHandler(logging.NullHandler())
         silent.propagate = False
         return silent
-    return logging.getLogger(LOGGER_NAME)
+    if value is None or value is True:
+        return logging.getLogger(LOGGER_NAME)
+    # A level name ("debug") or a LoggerAdapter would otherwise be dropped without a word.
+    raise SparkSdkError(
+        "logger must be a logging.Logger, False (silence the SDK) or None (the "
+        f"'{LOGGER_NAME}' logger), got {value!r}"
+    )
 
 
 class AsyncClient:

@@ -38,7 +38,9 @@ from ._exceptions import SparkSdkError
 __all__ = ["BaseUrl", "ClientOptions", "OAuthCredentials", "OAuthInput", "mask"]
 
 _MASKED = "'****'"
-_BEARER_PREFIX = re.compile(r"^\s*bearer\b\s*", re.IGNORECASE)
+# The word "bearer" then whitespace (or nothing): a token that merely starts with the word
+# ("bearer-7f3a", "Bearer.7f3a") is the token itself.
+_BEARER_PREFIX = re.compile(r"^\s*bearer(?:\s+|$)", re.IGNORECASE)
 
 
 def mask(value: object) -> str:
@@ -127,6 +129,8 @@ class BaseUrl:
         cls, url: str | None = None, *, tenant: str | None = None, env: str | None = None
     ) -> BaseUrl:
         """Build from a URL (its first path segment is the tenant) or from `env` + `tenant`."""
+        url, env = _string("base_url", url), _string("env", env)
+        tenant = _string("tenant", tenant)
         if tenant is not None:
             tenant = tenant.strip()
             _check_tenant(tenant)
@@ -213,11 +217,16 @@ def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
     _positive_or_none("timeout", value)
 
 
-def _blank_to_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
+def _string(name: str, value: object) -> str | None:
+    """`value` if it is a string or None; a named error otherwise (not an AttributeError)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise SparkSdkError(f"{name} must be a string, got {type(value).__name__}")
+
+
+def _blank_to_none(name: str, value: object) -> str | None:
+    text = _string(name, value)
+    return (text.strip() or None) if text is not None else None
 
 
 @frozen(kw_only=True)
@@ -276,21 +285,23 @@ class ClientOptions:
         if isinstance(base_url, BaseUrl):
             resolved = base_url
         else:
-            url = _blank_to_none(base_url) or _blank_to_none(environ.get(ENV_BASE_URL))
+            url = _blank_to_none("base_url", base_url) or _blank_to_none(
+                ENV_BASE_URL, environ.get(ENV_BASE_URL)
+            )
             resolved = BaseUrl.resolve(url, tenant=tenant, env=env)
 
-        api_key, token = _blank_to_none(api_key), _blank_to_none(token)
+        api_key, token = _blank_to_none("api_key", api_key), _blank_to_none("token", token)
         creds = _oauth_from(oauth) if oauth is not None else None
         if api_key is None and token is None and creds is None:
-            client_id = _blank_to_none(environ.get(ENV_CLIENT_ID))
-            secret = _blank_to_none(environ.get(ENV_CLIENT_SECRET))
-            oauth_path = _blank_to_none(environ.get(ENV_OAUTH_PATH))
+            client_id = _blank_to_none(ENV_CLIENT_ID, environ.get(ENV_CLIENT_ID))
+            secret = _blank_to_none(ENV_CLIENT_SECRET, environ.get(ENV_CLIENT_SECRET))
+            oauth_path = _blank_to_none(ENV_OAUTH_PATH, environ.get(ENV_OAUTH_PATH))
             if client_id and secret:
                 creds = OAuthCredentials(client_id, secret)
             elif oauth_path:
                 creds = OAuthCredentials.from_file(oauth_path)
-            api_key = _blank_to_none(environ.get(ENV_API_KEY))
-            token = _blank_to_none(environ.get(ENV_BEARER_TOKEN))
+            api_key = _blank_to_none(ENV_API_KEY, environ.get(ENV_API_KEY))
+            token = _blank_to_none(ENV_BEARER_TOKEN, environ.get(ENV_BEARER_TOKEN))
         if token is not None:
             token = _BEARER_PREFIX.sub("", token) or None
         if api_key is None and token is None and creds is None:

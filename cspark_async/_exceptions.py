@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import orjson
 
@@ -156,7 +157,12 @@ class SparkApiError(SparkError):
 
     def _describe(self) -> str:
         text = f"{self.status} {type(self).__name__}: {self.method} {self.url} failed"
-        if self.error_code or self.error_message:
+        location = self._redirect_target()
+        if location is not None:
+            text += (
+                f": redirected to {location}; redirects are not followed: check the base URL"
+            )
+        elif self.error_code or self.error_message:
             code = f"[{self.error_code}] " if self.error_code else ""
             text += f": {code}{self.error_message or ''}".rstrip()
         elif self.body:
@@ -169,6 +175,18 @@ class SparkApiError(SparkError):
         if self.request_id:
             text += f" (request_id={self.request_id})"
         return text
+
+    def _redirect_target(self) -> str | None:
+        """A 3xx's Location, resolved against the URL; without its query, fragment or user
+        info, which may carry a sign-in state or a credential. None if not a redirect."""
+        if not 300 <= self.status < 400:
+            return None
+        location = next((v for k, v in self.headers.items() if k.lower() == "location"), None)
+        if not location:
+            return None
+        parts = urlsplit(urljoin(self.url, location.strip()))
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=host, query="", fragment=""))
 
     def __repr__(self) -> str:
         return (

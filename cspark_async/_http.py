@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import orjson
-from attrs import frozen
+from attrs import field, frozen
 
 from ._auth import AuthScheme
 from ._config import ClientOptions
@@ -64,7 +64,8 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @frozen
 class RawResponse:
-    """One HTTP answer, fully read."""
+    """One HTTP answer, fully read, with the client's `secrets` to scrub from any error built
+    from it."""
 
     status: int
     headers: Mapping[str, str]
@@ -73,6 +74,12 @@ class RawResponse:
     url: str
     request_id: str
     attempts: int = 1
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def body_text(self) -> str:
+        """The body as text for an error's `.body`: secrets masked, at most 2000 characters."""
+        # Masked before cutting, so a secret straddling the cut cannot leak in part.
+        return redact(self.body.decode("utf-8", errors="replace"), self.secrets)[:2000]
 
     def json(self) -> Any:
         """The body decoded as JSON.
@@ -90,7 +97,7 @@ class RawResponse:
                 method=self.method,
                 url=self.url,
                 request_id=self.request_id,
-                body=self.body[:2000].decode("utf-8", errors="replace"),
+                body=self.body_text(),
                 headers=self.headers,
                 error_message=f"expected JSON, got {what}",
                 attempts=self.attempts,
@@ -313,6 +320,7 @@ class HttpClient:
                     url=shown_url,
                     request_id=request_id,
                     attempts=attempt,
+                    secrets=self.auth.secrets(),
                 )
         except asyncio.TimeoutError:
             raise SparkTimeoutError(

@@ -23,7 +23,7 @@ from ._http import HttpClient, RawResponse
 from ._ledger import ChunkLedger, DuplicatePolicy
 from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
 from ._response import ApiResponse
-from ._serde import chunk_to_wire, chunks_from_raw
+from ._serde import chunks_from_raw, encode_chunk
 from ._streaming._chunker import Records
 from ._streaming._engine import OnExit, StreamOptions
 from ._streaming._state import StreamState
@@ -123,7 +123,9 @@ class AsyncPipeline:
 
         Raises:
             SparkSdkError: the pipeline is closed or cancelled, not exactly one data argument,
-                no records, or a duplicate under 'throw'; nothing is sent.
+                no records, a duplicate under 'throw', or a record or option the stream would
+                refuse too (a ragged row, mixed forms, NaN, a datetime...: the message names
+                the chunk and the record); nothing is sent.
         """
         self._require_open("push to")
         given = [name for name, value in
@@ -145,7 +147,14 @@ class AsyncPipeline:
                 raise SparkSdkError(f"data must be a ChunkData with a list of inputs, got {data!r}")
             batch = [_one_chunk(data)]
         elif chunks is not None:
-            batch = [chunks] if isinstance(chunks, BatchChunk) else list(chunks)
+            if isinstance(chunks, BatchChunk):
+                batch = [chunks]
+            elif isinstance(chunks, Sequence) and not isinstance(chunks, (str, bytes)):
+                batch = list(chunks)  # items are checked by the ledger
+            else:
+                raise SparkSdkError(
+                    f"chunks must be a BatchChunk or a list of them, got {type(chunks).__name__}"
+                )
         else:
             assert raw is not None
             batch = chunks_from_raw(raw)
@@ -280,10 +289,14 @@ class AsyncPipeline:
         self._require_open("push to")
         prepared = self._ledger.prepare(chunks, policy)
         try:
-            body = orjson.dumps({"chunks": [chunk_to_wire(c) for c in prepared]})
-        except TypeError as exc:  # orjson.JSONEncodeError
+            # Named as the caller gave them: `prepared` may carry fresh ids.
+            body = b'{"chunks":[%b]}' % b",".join(
+                encode_chunk(chunk, f"chunks[{i}] (id {given.id!r})")
+                for i, (given, chunk) in enumerate(zip(chunks, prepared, strict=True))
+            )
+        except SparkSdkError:
             self._ledger.release(prepared)
-            raise SparkSdkError(f"push data is not JSON-serialisable: {exc}") from None
+            raise
         try:
             response = await self._call("POST", BatchStatus, "chunks", body=body)
         except BaseException:

@@ -17,8 +17,9 @@ from cattrs.preconf.orjson import make_converter
 from ._chunks import BatchChunk, ChunkData, count_records
 from ._exceptions import SparkSdkError
 from ._models import Batch, BatchStatus
+from ._records import RecordReader, by_index, encode_option, frame_chunk
 
-__all__ = ["chunk_to_wire", "chunks_from_raw", "converter", "dumps", "loads", "structure"]
+__all__ = ["chunks_from_raw", "converter", "dumps", "encode_chunk", "loads", "structure"]
 
 T = TypeVar("T")
 
@@ -113,12 +114,24 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def chunk_to_wire(chunk: BatchChunk) -> dict[str, Any]:
-    """A chunk as `POST batch/{id}/chunks` expects it; `summary` is omitted when absent."""
-    data: dict[str, Any] = {"inputs": chunk.data.inputs, "parameters": chunk.data.parameters}
-    if chunk.data.summary is not None:
-        data["summary"] = chunk.data.summary
-    return {"id": chunk.id, "size": chunk.size, "data": data}
+def encode_chunk(chunk: BatchChunk, where: str = "the chunk") -> bytes:
+    """A chunk as `POST batch/{id}/chunks` expects it, as JSON; `summary` is omitted when
+    absent. Its records and options are checked as the stream checks them.
+
+    Raises:
+        SparkSdkError: a record or option the stream would refuse (a ragged row, mixed forms,
+            NaN, a datetime...), prefixed with `where`.
+    """
+    data = chunk.data
+    reader = RecordReader(source="chunk", label=by_index)
+    try:
+        records = [encoded for encoded in map(reader.read, data.inputs) if encoded is not None]
+        parameters = encode_option(data.parameters, "parameters") or b"{}"
+        summary = encode_option(data.summary, "summary")
+    except SparkSdkError as exc:
+        raise SparkSdkError(f"{where}: {exc}") from None
+    inputs = records if reader.header_json is None else [reader.header_json, *records]
+    return frame_chunk(chunk.id, chunk.size, inputs, parameters, summary)
 
 
 def chunks_from_raw(raw: str | bytes) -> list[BatchChunk]:

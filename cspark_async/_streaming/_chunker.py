@@ -6,15 +6,14 @@ Pure apart from reading the caller's (async) iterable; no I/O of its own.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-import orjson
 from attrs import frozen
 
 from .._exceptions import SparkSdkError
+from .._records import RecordReader, check_header, encode_option, frame_chunk
 
 __all__ = ["Chunk", "Chunker", "Records", "check_records"]
 
@@ -48,7 +47,8 @@ class Chunker:
     """Cuts a record stream into chunks of at most `chunk_size` records and `max_chunk_bytes`.
 
     Records are dicts (object form) or rows (lists/tuples) after a header row; with `headers=`
-    every record is a row. The caller's data is never modified.
+    every record is a row (the rules are `_records.RecordReader`'s). The caller's data is never
+    modified.
     """
 
     def __init__(
@@ -65,11 +65,11 @@ class Chunker:
             raise SparkSdkError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         if isinstance(max_chunk_bytes, bool) or not isinstance(max_chunk_bytes, int):
             raise SparkSdkError(f"max_chunk_bytes must be an integer, got {max_chunk_bytes!r}")
-        self.headers = None if headers is None else _check_header(headers, "headers")
+        self.headers = None if headers is None else check_header(headers, "headers")
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
-        self._parameters = _encode_option(parameters, "parameters", default=b"{}")
-        self._summary = _encode_option(summary, "summary", default=b"null")
+        self._parameters = encode_option(parameters, "parameters") or b"{}"
+        self._summary = encode_option(summary, "summary") or b"null"
         self._prefix = id_prefix or secrets.token_hex(4)
         if max_chunk_bytes < _ENVELOPE_BYTES + len(self._parameters) + len(self._summary) + 2:
             raise SparkSdkError(
@@ -79,30 +79,18 @@ class Chunker:
 
     async def chunks(self, records: Records) -> AsyncIterator[Chunk]:
         """Yield chunks as records are read; at most one chunk's records are held here."""
-        header = self.headers
-        form: str | None = "rows" if header is not None else None
-        header_bytes = orjson.dumps(list(header)) if header is not None else b""
+        reader = RecordReader(self.headers)
         seq = offset = 0
         batch: list[Any] = []
         parts: list[bytes] = []
         size = 0
         fixed = _ENVELOPE_BYTES + len(self._parameters) + len(self._summary)
         async for record in _aiter(records):
-            if form is None:  # the first record decides the form
-                if isinstance(record, Mapping):
-                    form = "objects"
-                elif isinstance(record, (list, tuple)):
-                    header = _check_header(record, "the header row (first record)")
-                    header_bytes = orjson.dumps(list(header))
-                    form = "rows"
-                    continue
-                else:
-                    raise SparkSdkError(
-                        f"record at offset 0 must be a dict, or a header row (list of column "
-                        f"names) followed by rows; got {type(record).__name__}"
-                    )
+            encoded = reader.read(record)
+            if encoded is None:
+                continue  # the header row
+            header, header_bytes = reader.header, reader.header_json or b""
             record_offset = offset + len(batch)
-            encoded = _encode_record(record, record_offset, form, header)
             limit = self.max_chunk_bytes - fixed - len(header_bytes)
             if len(encoded) + 1 > limit:
                 raise SparkSdkError(
@@ -132,21 +120,7 @@ class Chunker:
     ) -> Chunk:
         chunk_id = f"{self._prefix}-{seq}"
         rows = [header_bytes, *parts] if header is not None else parts
-        body = b"".join(
-            (
-                b'{"id":"',
-                chunk_id.encode(),
-                b'","size":',
-                str(len(records)).encode(),
-                b',"data":{"inputs":[',
-                b",".join(rows),
-                b'],"parameters":',
-                self._parameters,
-                b',"summary":',
-                self._summary,
-                b"}}",
-            )
-        )
+        body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
 
 
@@ -169,76 +143,3 @@ async def _aiter(records: Records) -> AsyncIterator[Any]:
     else:
         for record in records:
             yield record
-
-
-def _check_header(header: Sequence[Any], what: str) -> tuple[str, ...]:
-    if isinstance(header, (str, bytes)) or not all(isinstance(name, str) for name in header):
-        raise SparkSdkError(f"{what} must be a list of column names (strings), got {header!r}")
-    if not header:
-        raise SparkSdkError(f"{what} is empty: name at least one column")
-    if len(set(header)) != len(header):
-        raise SparkSdkError(f"{what} names a column twice: {list(header)!r}")
-    return tuple(header)
-
-
-def _encode_option(value: Mapping[str, Any] | None, name: str, *, default: bytes) -> bytes:
-    if value is None:
-        return default
-    if not isinstance(value, Mapping):
-        raise SparkSdkError(f"{name} must be a dict, got {type(value).__name__}")
-    try:
-        _check_finite(value)
-        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME)
-    except (TypeError, ValueError) as exc:
-        raise SparkSdkError(f"{name} cannot be encoded as JSON: {_explain(exc)}") from None
-
-
-def _encode_record(record: Any, offset: int, form: str, header: tuple[str, ...] | None) -> bytes:
-    if form == "objects":
-        if not isinstance(record, Mapping):
-            raise SparkSdkError(
-                f"record at offset {offset} is a {type(record).__name__}, but the stream started "
-                "with dicts: every record must be a dict"
-            )
-    else:
-        if not isinstance(record, (list, tuple)):
-            raise SparkSdkError(
-                f"record at offset {offset} is a {type(record).__name__}, but the stream has a "
-                "header row: every record must be a list of values"
-            )
-        assert header is not None
-        if len(record) != len(header):
-            raise SparkSdkError(
-                f"record at offset {offset} has {len(record)} values but the header names "
-                f"{len(header)} columns"
-            )
-    try:
-        _check_finite(record)
-        # Datetimes pass through to the error: orjson would pick a format the service may
-        # not expect, so the caller converts them.
-        return orjson.dumps(record, option=orjson.OPT_PASSTHROUGH_DATETIME)
-    except (TypeError, ValueError) as exc:
-        raise SparkSdkError(
-            f"record at offset {offset} cannot be encoded as JSON: {_explain(exc)}"
-        ) from None
-
-
-def _explain(exc: Exception) -> str:
-    if "not JSON serializable" in str(exc):
-        return (
-            f"{exc}; convert it first (.isoformat() for dates, list() for sets, "
-            ".decode() for bytes)"
-        )
-    return str(exc)
-
-
-def _check_finite(value: Any) -> None:
-    """orjson writes NaN and Infinity as null, silently: refuse them instead."""
-    values = value.values() if isinstance(value, Mapping) else value
-    for item in values:
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
-                raise ValueError(f"{item!r} is not valid JSON (NaN and Infinity are not)")
-        elif kind is dict or kind is list or kind is tuple:
-            _check_finite(item)

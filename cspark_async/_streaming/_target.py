@@ -67,7 +67,7 @@ def _invalid(raw: RawResponse, message: str) -> InvalidResponseError:
         method=raw.method,
         url=raw.url,
         request_id=raw.request_id,
-        body=raw.body[:2000].decode("utf-8", errors="replace"),
+        body=raw.body_text(),
         headers=raw.headers,
         error_message=message,
     )

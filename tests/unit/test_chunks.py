@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cspark_async import BatchChunk, ChunkData, SparkSdkError, create_chunks
-from cspark_async._serde import chunk_to_wire, chunks_from_raw
+from cspark_async._serde import chunks_from_raw, encode_chunk
 
 HEADER = ["sale_id", "price", "quantity"]
 
@@ -72,7 +73,7 @@ def test_seed_keyword_form_inputs() -> None:
 def test_bug6_size_counts_records_not_the_header() -> None:
     chunk = create_chunks([["value"], [42], [43]])[0]
     assert chunk.size == 2
-    assert chunk_to_wire(chunk)["size"] == 2
+    assert orjson.loads(encode_chunk(chunk))["size"] == 2
     # The same rule when BatchChunk computes size itself.
     assert BatchChunk(id="a", data=ChunkData(inputs=[["value"], [42], [43]])).size == 2
     assert BatchChunk(id="b", data=ChunkData(inputs=[{"value": 42}])).size == 1
@@ -98,17 +99,44 @@ def test_bug17_parameters_and_summary_are_copied_per_chunk() -> None:
 
 
 def test_bug17_chunkdata_parameters_never_null_on_the_wire() -> None:
-    wire = chunk_to_wire(BatchChunk(id="x", data=ChunkData(inputs=[{"v": 1}], parameters=None)))  # type: ignore[arg-type]
+    chunk = BatchChunk(id="x", data=ChunkData(inputs=[{"v": 1}], parameters=None))  # type: ignore[arg-type]
+    wire = orjson.loads(encode_chunk(chunk))
     assert wire == {"id": "x", "size": 1, "data": {"inputs": [{"v": 1}], "parameters": {}}}
     assert "summary" not in wire["data"]  # omitted, never null
 
 
-def test_chunkdata_wire_is_a_fresh_dict() -> None:
-    data = ChunkData(inputs=[{"v": 1}], parameters={"p": 1})
-    wire = chunk_to_wire(BatchChunk(id="x", data=data))
-    wire["data"]["parameters"] = {"changed": True}
-    wire["id"] = "y"
-    assert data.parameters == {"p": 1}
+def test_chunk_wire_form_round_trips_and_leaves_the_chunk_alone() -> None:
+    data = ChunkData(inputs=[("v", "w"), [1, (2, 3)]], parameters={"p": 1}, summary={"s": True})
+    wire = orjson.loads(encode_chunk(BatchChunk(id='x"y', data=data)))
+    assert wire == {
+        "id": 'x"y',
+        "size": 1,
+        "data": {
+            "inputs": [["v", "w"], [1, [2, 3]]],
+            "parameters": {"p": 1},
+            "summary": {"s": True},
+        },
+    }
+    assert data.inputs == [("v", "w"), [1, (2, 3)]]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(ChunkData(inputs=[["a", "b"], [1]]), "c1: row 0 has 1 values", id="ragged"),
+        pytest.param(ChunkData(inputs=[{"a": 1}, [1]]), "c1: record 1 is a list", id="mixed"),
+        pytest.param(ChunkData(inputs=[{"a": float("inf")}]),
+                     "c1: record 0 cannot be encoded as JSON: inf", id="infinity"),
+        pytest.param(ChunkData(inputs=[{"a": 1}], parameters={"r": float("nan")}),
+                     "c1: parameters cannot be encoded as JSON: nan", id="nan-parameter"),
+        pytest.param(ChunkData(inputs=[{"a": 1}], summary="SUM"),  # type: ignore[arg-type]
+                     "c1: summary must be a dict", id="summary-not-a-dict"),
+    ],
+)
+def test_encode_chunk_refuses_what_the_stream_refuses(data: ChunkData, message: str) -> None:
+    with pytest.raises(SparkSdkError) as info:
+        encode_chunk(BatchChunk(id="x", data=data), "c1")
+    assert message in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -124,11 +152,16 @@ def test_chunkdata_wire_is_a_fresh_dict() -> None:
         pytest.param({"dataset": [["a", "b"], [1]]}, "row 0 has 1 values", id="ragged"),
         pytest.param({"dataset": [["a", 1], [1, 2]]}, "header row", id="bad-header"),
         pytest.param({"dataset": [[], [1]]}, "header row", id="empty-header"),
-        pytest.param({"dataset": [{"a": 1}, [1]]}, "record 1 must be an object", id="mixed"),
         pytest.param(
-            {"dataset": [{"a": 1}], "headers": ["a"]}, "row 0 must be a list", id="hdr+obj"
+            {"dataset": [{"a": 1}, [1]]}, "record 1 is a list, but the dataset started with dicts",
+            id="mixed",
         ),
-        pytest.param({"dataset": [1, 2]}, "record 0 must be an object", id="scalars"),
+        pytest.param(
+            {"dataset": [{"a": 1}], "headers": ["a"]},
+            "row 0 is a dict, but the dataset has a header row",
+            id="hdr+obj",
+        ),
+        pytest.param({"dataset": [1, 2]}, "record 0 must be a dict, or a header row", id="scalars"),
     ],
 )
 def test_invalid_arguments_raise_sdk_errors(kwargs: dict[str, Any], message: str) -> None:

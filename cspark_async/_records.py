@@ -1,0 +1,207 @@
+"""What may go out as a chunk's inputs, and its JSON: the one set of rules that the stream's
+chunker, `push()` and `create_chunks()` share, so all three accept and refuse the same records.
+
+A dataset is dicts (object form) or rows (lists/tuples) under a header row of column names;
+the first record decides which. Values JSON cannot carry faithfully are refused rather than
+sent altered: NaN and Infinity (orjson writes them as null) and datetimes (orjson would pick a
+format the service may not expect). Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import orjson
+
+from ._exceptions import SparkSdkError
+
+__all__ = [
+    "Label",
+    "RecordReader",
+    "at_offset",
+    "by_index",
+    "check_header",
+    "encode_json",
+    "encode_option",
+    "frame_chunk",
+]
+
+# How a message names record `index`; `rows` is True once the dataset has a header.
+Label = Callable[[int, bool], str]
+
+
+def at_offset(index: int, rows: bool) -> str:
+    """The stream's name for a record: its offset in the input."""
+    return f"record at offset {index}"
+
+
+def by_index(index: int, rows: bool) -> str:
+    """A dataset's name for a record: `row 3` (after the header row) or `record 3`."""
+    return f"{'row' if rows else 'record'} {index}"
+
+
+class RecordReader:
+    """Checks records one at a time, in order, as a stream or a dataset is read.
+
+    The first record decides the form: a dict, or a header row (not itself a record) for the
+    rows that follow; with `headers=` every record is a row. `count` is the number of records
+    read so far.
+    """
+
+    def __init__(
+        self,
+        headers: Sequence[str] | None = None,
+        *,
+        source: str = "stream",
+        label: Label = at_offset,
+    ) -> None:
+        self.header: tuple[str, ...] | None = None
+        self.header_json: bytes | None = None  # the header row as JSON, once known
+        self.count = 0
+        self._form: Literal["objects", "rows"] | None = None
+        self._source = source
+        self._label = label
+        if headers is not None:
+            self._set_header(headers, "headers")
+
+    def check(self, record: Any) -> bool:
+        """Whether `record` is a record (False: it was the header row).
+
+        Raises:
+            SparkSdkError: `record` does not fit the form, naming it.
+        """
+        label = self._label(self.count, self.header is not None)
+        kind = type(record).__name__
+        if self._form is None:
+            if isinstance(record, (list, tuple)):
+                self._set_header(record, "the header row (first record)")
+                return False
+            if not isinstance(record, Mapping):
+                raise SparkSdkError(
+                    f"{label} must be a dict, or a header row (list of column names) followed "
+                    f"by rows; got {kind}"
+                )
+            self._form = "objects"
+        elif self._form == "objects":
+            if not isinstance(record, Mapping):
+                raise SparkSdkError(
+                    f"{label} is a {kind}, but the {self._source} started with dicts: every "
+                    "record must be a dict"
+                )
+        else:
+            if not isinstance(record, (list, tuple)):
+                raise SparkSdkError(
+                    f"{label} is a {kind}, but the {self._source} has a header row: every "
+                    "record must be a list of values"
+                )
+            assert self.header is not None
+            if len(record) != len(self.header):
+                raise SparkSdkError(
+                    f"{label} has {len(record)} values but the header names "
+                    f"{len(self.header)} columns"
+                )
+        self.count += 1
+        return True
+
+    def read(self, record: Any) -> bytes | None:
+        """`record` checked and encoded as JSON; None for the header row.
+
+        Raises:
+            SparkSdkError: `record` does not fit the form or cannot be encoded, naming it.
+        """
+        if not self.check(record):
+            return None
+        return encode_json(record, self._label(self.count - 1, self.header is not None))
+
+    def _set_header(self, header: Sequence[Any], what: str) -> None:
+        self.header = check_header(header, what)
+        self.header_json = orjson.dumps(list(self.header))
+        self._form = "rows"
+
+
+def check_header(header: Iterable[Any], what: str) -> tuple[str, ...]:
+    """`header` as a tuple of distinct column names.
+
+    Raises:
+        SparkSdkError: not a list of strings, empty, or a name given twice.
+    """
+    listed = isinstance(header, Iterable) and not isinstance(header, (str, bytes))
+    names = tuple(header) if listed else ()  # read once: `header` may be a generator
+    if not listed or not all(isinstance(name, str) for name in names):
+        raise SparkSdkError(f"{what} must be a list of column names (strings), got {header!r}")
+    if not names:
+        raise SparkSdkError(f"{what} is empty: name at least one column")
+    if len(set(names)) != len(names):
+        raise SparkSdkError(f"{what} names a column twice: {list(names)!r}")
+    return names
+
+
+def encode_option(value: Mapping[str, Any] | None, name: str) -> bytes | None:
+    """A chunk's `parameters` or `summary` as JSON; None when not given.
+
+    Raises:
+        SparkSdkError: not a dict, or a value JSON cannot carry.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SparkSdkError(f"{name} must be a dict, got {type(value).__name__}")
+    return encode_json(value, name)
+
+
+def encode_json(value: Mapping[str, Any] | Sequence[Any], what: str) -> bytes:
+    """A record or an option as JSON, refusing NaN, Infinity, datetimes and anything else JSON
+    cannot carry.
+
+    Raises:
+        SparkSdkError: `{what} cannot be encoded as JSON: ...`, with how to convert the value.
+    """
+    try:
+        _check_finite(value)
+        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        raise SparkSdkError(f"{what} cannot be encoded as JSON: {_explain(exc)}") from None
+
+
+def frame_chunk(
+    chunk_id: str, size: int, inputs: Iterable[bytes], parameters: bytes, summary: bytes | None
+) -> bytes:
+    """A chunk object as `POST batch/{id}/chunks` takes it, from parts already encoded (each
+    once); `summary` is omitted when None."""
+    return b"".join(
+        (
+            b'{"id":',
+            orjson.dumps(chunk_id),
+            b',"size":',
+            str(size).encode(),
+            b',"data":{"inputs":[',
+            b",".join(inputs),
+            b'],"parameters":',
+            parameters,
+            *((b',"summary":', summary) if summary is not None else ()),
+            b"}}",
+        )
+    )
+
+
+def _explain(exc: Exception) -> str:
+    if "not JSON serializable" in str(exc):
+        return (
+            f"{exc}; convert it first (.isoformat() for dates, list() for sets, "
+            ".decode() for bytes)"
+        )
+    return str(exc)
+
+
+def _check_finite(value: Any) -> None:
+    """orjson writes NaN and Infinity as null, silently: refuse them instead."""
+    values = value.values() if isinstance(value, Mapping) else value
+    for item in values:
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                raise ValueError(f"{item!r} is not valid JSON (NaN and Infinity are not)")
+        elif kind is dict or kind is list or kind is tuple:
+            _check_finite(item)
