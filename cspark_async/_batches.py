@@ -311,7 +311,9 @@ class AsyncBatches:
                 )
             return PipelineTarget(self.of(batch_id))
 
-        return ResultStream(open_target, records, options, close_when_done=True)
+        return ResultStream(
+            open_target, records, options, close_when_done=True, tracker=self._http
+        )
 
     def of(self, batch_id: str) -> AsyncPipeline:
         """A handle on pipeline `batch_id`. No request is made and the id is not checked

@@ -17,8 +17,9 @@ import platform
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -106,6 +107,10 @@ class RawResponse:
 
 Sleep = Callable[[float], Awaitable[None]]
 
+
+class Closeable(Protocol):
+    async def aclose(self) -> None: ...
+
 # aiohttp warns (ResourceWarning) about raw bytes bodies over 1 MiB; a fresh BytesIO per
 # attempt streams the same bytes without the warning.
 _LARGE_BODY_BYTES: Final = 1 << 20
@@ -143,6 +148,7 @@ class HttpClient:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._streams: weakref.WeakSet[Closeable] = weakref.WeakSet()
         self._headers = default_headers(options.base_url.tenant)
         self._timeout = aiohttp.ClientTimeout(total=options.timeout)
 
@@ -166,10 +172,21 @@ class HttpClient:
             raise SparkSdkError("the aiohttp session given to the client has been closed")
         return self._session
 
+    def track(self, stream: Closeable) -> None:
+        """Remember a running stream, so that `close()` can end it first."""
+        self._streams.add(stream)
+
+    def untrack(self, stream: Closeable) -> None:
+        self._streams.discard(stream)
+
     async def close(self) -> None:
-        """Close the session if this client created it. Idempotent."""
+        """End running streams, then close the session if this client created it. Idempotent."""
         if self._closed:
             return
+        # A stream left by `break` is finalised later, in its own task; end it now, while the
+        # session can still tell the server (its `on_exit`).
+        for stream in list(self._streams):
+            await stream.aclose()
         self._closed = True
         session, self._session = self._session, None
         if session is not None and self._owns_session:

@@ -252,7 +252,7 @@ class AsyncPipeline:
             max_chunk_bytes=max_chunk_bytes,
             progress=progress,
         )
-        return ResultStream(PipelineTarget(self), records, options)
+        return ResultStream(PipelineTarget(self), records, options, tracker=self._http)
 
     # ---- context manager -----------------------------------------------------------------
 

@@ -40,6 +40,14 @@ log = logging.getLogger("cspark_async.stream")
 _CLEANUP_TIMEOUT_S: Final = 15.0
 
 
+class Tracker(Protocol):
+    """Where running streams register: the client ends them before closing its session."""
+
+    def track(self, stream: ResultStream) -> None: ...
+
+    def untrack(self, stream: ResultStream) -> None: ...
+
+
 class StreamTarget(Transport, Protocol):
     """A pipeline to stream through, and how to end it."""
 
@@ -70,6 +78,7 @@ class ResultStream:
         options: StreamOptions,
         *,
         close_when_done: bool = False,
+        tracker: Tracker | None = None,
     ) -> None:
         check_records(records)
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)
@@ -79,6 +88,7 @@ class ResultStream:
         self._records = records
         self._options = options
         self._close_when_done = close_when_done
+        self._tracker = tracker
         # Created when the engine starts: an unopened memory stream warns when collected.
         self._send: MemoryObjectSendStream[StreamResult] | None = None
         self._recv: MemoryObjectReceiveStream[StreamResult] | None = None
@@ -148,6 +158,8 @@ class ResultStream:
             self._task = asyncio.get_running_loop().create_task(
                 self._main(self._send), name="cspark-async stream engine"
             )
+            if self._tracker is not None:
+                self._tracker.track(self)
         return self._recv
 
     async def _main(self, send: MemoryObjectSendStream[StreamResult]) -> None:
@@ -203,6 +215,8 @@ class ResultStream:
                 await self._end_target()
         finally:
             self.state.finished_at = self.state.finished_at or time.monotonic()
+            if self._tracker is not None:
+                self._tracker.untrack(self)
             self._closed.set()
 
     async def _stop_engine(self) -> None:

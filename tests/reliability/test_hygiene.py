@@ -166,10 +166,6 @@ async def test_a_stream_made_but_never_used_leaves_nothing_behind() -> None:
     assert await leaks_of(flow) == Leaks([], [], [])
 
 
-@bug("a `break` out of a stream as the client block's last statement leaves the server batch "
-     "in_progress: the async generator is finalised in a task scheduled after "
-     "AsyncClient.close(), and its cancel fails with 'the client is closed' "
-     "(_client.AsyncClient.close / _streaming._stream.ResultStream)")
 async def test_break_at_the_end_of_the_client_block_still_cancels_the_batch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
