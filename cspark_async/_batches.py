@@ -41,8 +41,10 @@ def acceptable_error_percentage(accuracy: float) -> int:
     Raises:
         SparkSdkError: `accuracy` is not a number between 0 and 1.
     """
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not (
-        math.isfinite(accuracy) and 0 <= accuracy <= 1
+    if (
+        isinstance(accuracy, bool)
+        or not isinstance(accuracy, (int, float))
+        or not (math.isfinite(accuracy) and 0 <= accuracy <= 1)
     ):
         raise SparkSdkError(f"accuracy must be a number between 0.0 and 1.0, got {accuracy!r}")
     return math.ceil(round((1 - accuracy) * 100, 9))
@@ -70,8 +72,10 @@ def _count(name: str, value: int | None) -> int | None:
 def _megabytes(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
     ):
         raise SparkSdkError(f"{name} must be a positive number of megabytes, got {value!r}")
     return value
@@ -243,7 +247,8 @@ class AsyncBatches:
         response = ApiResponse(raw, data, Batch)
         self._logger.info(
             "created batch pipeline %s for %s",
-            data.get("id") if isinstance(data, dict) else "?", body.get("service"),
+            data.get("id") if isinstance(data, dict) else "?",
+            body.get("service"),
         )
         return response
 
@@ -253,7 +258,7 @@ class AsyncBatches:
         records: Records,
         *,
         create: Mapping[str, Any] | None = None,
-        chunk_size: int = 200,
+        chunk_size: int | None = None,
         max_in_flight: int | None = None,
         ordered: bool = True,
         headers: Sequence[str] | None = None,
@@ -311,9 +316,7 @@ class AsyncBatches:
                 )
             return PipelineTarget(self.of(batch_id))
 
-        return ResultStream(
-            open_target, records, options, close_when_done=True, tracker=self._http
-        )
+        return ResultStream(open_target, records, options, close_when_done=True, tracker=self._http)
 
     def of(self, batch_id: str) -> AsyncPipeline:
         """A handle on pipeline `batch_id`. No request is made and the id is not checked

@@ -192,8 +192,10 @@ def _check_tenant(tenant: str) -> None:
 def _positive_or_none(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
     ):
         raise SparkSdkError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
@@ -207,8 +209,10 @@ def _check_retries(_inst: object, _attr: object, value: int) -> None:
 
 
 def _check_interval(_inst: object, _attr: object, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value >= 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value >= 0)
     ):
         raise SparkSdkError(f"retry_interval must be a number of seconds >= 0, got {value!r}")
 

@@ -159,9 +159,7 @@ class SparkApiError(SparkError):
         text = f"{self.status} {type(self).__name__}: {self.method} {self.url} failed"
         location = self._redirect_target()
         if location is not None:
-            text += (
-                f": redirected to {location}; redirects are not followed: check the base URL"
-            )
+            text += f": redirected to {location}; redirects are not followed: check the base URL"
         elif self.error_code or self.error_message:
             code = f"[{self.error_code}] " if self.error_code else ""
             text += f": {code}{self.error_message or ''}".rstrip()

@@ -111,6 +111,7 @@ Sleep = Callable[[float], Awaitable[None]]
 class Closeable(Protocol):
     async def aclose(self) -> None: ...
 
+
 # aiohttp warns (ResourceWarning) about raw bytes bodies over 1 MiB; a fresh BytesIO per
 # attempt streams the same bytes without the warning.
 _LARGE_BODY_BYTES: Final = 1 << 20
@@ -232,7 +233,12 @@ class HttpClient:
             if self.logger.isEnabledFor(logging.DEBUG):
                 self.logger.debug(
                     "%s %s attempt %d (retry %d of %d) headers=%s",
-                    method, shown_url, attempt, retries, max_retries, redact_headers(sent),
+                    method,
+                    shown_url,
+                    attempt,
+                    retries,
+                    max_retries,
+                    redact_headers(sent),
                 )
             try:
                 response = await self._send(
@@ -242,8 +248,9 @@ class HttpClient:
                 if retries >= max_retries:
                     raise
                 delay = backoff_delay(retries, interval=self.options.retry_interval, rng=self.rng)
-                self._log_retry(method, shown_url, delay, type(exc).__name__, retries, max_retries,
-                                request_id)
+                self._log_retry(
+                    method, shown_url, delay, type(exc).__name__, retries, max_retries, request_id
+                )
                 await self.sleep(delay)
                 retries += 1
                 continue
@@ -262,8 +269,9 @@ class HttpClient:
                     if retry_after is not None
                     else backoff_delay(retries, interval=self.options.retry_interval, rng=self.rng)
                 )
-                self._log_retry(method, shown_url, delay, f"HTTP {status}", retries, max_retries,
-                                request_id)
+                self._log_retry(
+                    method, shown_url, delay, f"HTTP {status}", retries, max_retries, request_id
+                )
                 await self.sleep(delay)
                 retries += 1
                 continue
@@ -343,17 +351,26 @@ class HttpClient:
             raise SparkTimeoutError(
                 f"{method} {shown_url} timed out after {self.options.timeout}s "
                 f"(attempt {attempt}, request_id={request_id})",
-                method=method, url=shown_url, request_id=request_id, attempts=attempt,
+                method=method,
+                url=shown_url,
+                request_id=request_id,
+                attempts=attempt,
             ) from None
         except aiohttp.ClientError as exc:
             detail = redact(str(exc), self.auth.secrets()) or type(exc).__name__
             raise SparkConnectionError(
                 f"{method} {shown_url} failed: {type(exc).__name__}: {detail} "
                 f"(attempt {attempt}, request_id={request_id})",
-                method=method, url=shown_url, request_id=request_id, attempts=attempt,
+                method=method,
+                url=shown_url,
+                request_id=request_id,
+                attempts=attempt,
             ) from exc
         self.logger.debug(
-            "%s %s -> %d in %.1f ms", method, shown_url, response.status,
+            "%s %s -> %d in %.1f ms",
+            method,
+            shown_url,
+            response.status,
             (time.perf_counter() - started) * 1000,
         )
         return response
@@ -370,5 +387,11 @@ class HttpClient:
     ) -> None:
         self.logger.debug(
             "retrying %s %s in %.3fs after %s (retry %d of %d, request_id=%s)",
-            method, url, delay, reason, retries + 1, max_retries, request_id,
+            method,
+            url,
+            delay,
+            reason,
+            retries + 1,
+            max_retries,
+            request_id,
         )

@@ -80,13 +80,17 @@ class ChunkLedger:
                     fresh = new_chunk_id()
                     self._logger.info(
                         "chunk id %r is duplicated in batch pipeline %s; sent as %r",
-                        chunk_id, self._batch_id, fresh,
+                        chunk_id,
+                        self._batch_id,
+                        fresh,
                     )
                     chunk_id = fresh
                 else:
                     self._logger.warning(
                         "chunk id %r is duplicated in batch pipeline %s; sent anyway "
-                        "(outputs will share the id)", chunk_id, self._batch_id,
+                        "(outputs will share the id)",
+                        chunk_id,
+                        self._batch_id,
                     )
             here.add(chunk_id)
             if chunk_id != chunk.id or size != chunk.size:

@@ -128,9 +128,16 @@ class AsyncPipeline:
                 the chunk and the record); nothing is sent.
         """
         self._require_open("push to")
-        given = [name for name, value in
-                 (("inputs", inputs), ("data", data), ("chunks", chunks), ("raw", raw))
-                 if value is not None]
+        given = [
+            name
+            for name, value in (
+                ("inputs", inputs),
+                ("data", data),
+                ("chunks", chunks),
+                ("raw", raw),
+            )
+            if value is not None
+        ]
         if len(given) != 1:
             raise SparkSdkError(
                 "push() takes exactly one of inputs=, data=, chunks= or raw=; got "
@@ -196,7 +203,7 @@ class AsyncPipeline:
         self,
         records: Records,
         *,
-        chunk_size: int = 200,
+        chunk_size: int | None = None,
         max_in_flight: int | None = None,
         ordered: bool = True,
         headers: Sequence[str] | None = None,
@@ -219,7 +226,8 @@ class AsyncPipeline:
         Memory stays proportional to `max_in_flight x chunk_size`.
 
         Args:
-            chunk_size: records per chunk at most.
+            chunk_size: records per chunk at most; by default about 200, evened out over the
+                pipeline's workers when `records` has a length.
             max_in_flight: chunks out at once (pushed, not yet yielded); by default twice the
                 pipeline's workers plus two. A 429 or a full input buffer halves it for a
                 while; accepted pushes grow it back.
@@ -278,7 +286,9 @@ class AsyncPipeline:
             except SparkError as error:
                 self._logger.warning(
                     "could not cancel batch pipeline %s after %s: %s",
-                    self._id, exc_type.__name__, error,
+                    self._id,
+                    exc_type.__name__,
+                    error,
                 )
 
     # ---- the seam --------------------------------------------------------------------------
@@ -305,7 +315,9 @@ class AsyncPipeline:
         self._ledger.commit(prepared)
         self._logger.info(
             "pushed %d records in %d chunks to batch pipeline %s",
-            sum(c.size for c in prepared), len(prepared), self._id,
+            sum(c.size for c in prepared),
+            len(prepared),
+            self._id,
         )
         return response
 

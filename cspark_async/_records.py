@@ -24,6 +24,7 @@ __all__ = [
     "by_index",
     "check_header",
     "encode_json",
+    "encode_many",
     "encode_option",
     "frame_chunk",
 ]
@@ -72,36 +73,35 @@ class RecordReader:
         Raises:
             SparkSdkError: `record` does not fit the form, naming it.
         """
-        label = self._label(self.count, self.header is not None)
-        kind = type(record).__name__
-        if self._form is None:
-            if isinstance(record, (list, tuple)):
-                self._set_header(record, "the header row (first record)")
-                return False
+        # The hot path of every stream: messages are built only when something is wrong.
+        if self._form == "objects":
             if not isinstance(record, Mapping):
                 raise SparkSdkError(
-                    f"{label} must be a dict, or a header row (list of column names) followed "
-                    f"by rows; got {kind}"
+                    f"{self.name(self.count)} is a {type(record).__name__}, but the "
+                    f"{self._source} started with dicts: every record must be a dict"
                 )
-            self._form = "objects"
-        elif self._form == "objects":
-            if not isinstance(record, Mapping):
-                raise SparkSdkError(
-                    f"{label} is a {kind}, but the {self._source} started with dicts: every "
-                    "record must be a dict"
-                )
-        else:
+        elif self._form == "rows":
             if not isinstance(record, (list, tuple)):
                 raise SparkSdkError(
-                    f"{label} is a {kind}, but the {self._source} has a header row: every "
-                    "record must be a list of values"
+                    f"{self.name(self.count)} is a {type(record).__name__}, but the "
+                    f"{self._source} has a header row: every record must be a list of values"
                 )
             assert self.header is not None
             if len(record) != len(self.header):
                 raise SparkSdkError(
-                    f"{label} has {len(record)} values but the header names "
+                    f"{self.name(self.count)} has {len(record)} values but the header names "
                     f"{len(self.header)} columns"
                 )
+        elif isinstance(record, (list, tuple)):
+            self._set_header(record, "the header row (first record)")
+            return False
+        elif isinstance(record, Mapping):
+            self._form = "objects"
+        else:
+            raise SparkSdkError(
+                f"{self.name(self.count)} must be a dict, or a header row (list of column names) "
+                f"followed by rows; got {type(record).__name__}"
+            )
         self.count += 1
         return True
 
@@ -113,7 +113,15 @@ class RecordReader:
         """
         if not self.check(record):
             return None
-        return encode_json(record, self._label(self.count - 1, self.header is not None))
+        return self.encode(record, self.count - 1)
+
+    def encode(self, record: Any, index: int) -> bytes:
+        """A record already checked, as JSON; errors name it as record `index`."""
+        return encode_json(record, lambda: self.name(index))
+
+    def name(self, index: int) -> str:
+        """How messages name record `index`."""
+        return self._label(index, self.header is not None)
 
     def _set_header(self, header: Sequence[Any], what: str) -> None:
         self.header = check_header(header, what)
@@ -151,18 +159,38 @@ def encode_option(value: Mapping[str, Any] | None, name: str) -> bytes | None:
     return encode_json(value, name)
 
 
-def encode_json(value: Mapping[str, Any] | Sequence[Any], what: str) -> bytes:
+def encode_json(value: Mapping[str, Any] | Sequence[Any], what: str | Callable[[], str]) -> bytes:
     """A record or an option as JSON, refusing NaN, Infinity, datetimes and anything else JSON
-    cannot carry.
+    cannot carry. `what` names it in the error (a callable: built only then).
 
     Raises:
         SparkSdkError: `{what} cannot be encoded as JSON: ...`, with how to convert the value.
     """
     try:
-        _check_finite(value)
-        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        encoded = _dumps(value)
+        if b"null" in encoded:  # NaN and Infinity come out as null: look closer
+            _check_finite(value)
+        return encoded
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
-        raise SparkSdkError(f"{what} cannot be encoded as JSON: {_explain(exc)}") from None
+        name = what() if callable(what) else what
+        raise SparkSdkError(f"{name} cannot be encoded as JSON: {_explain(exc)}") from None
+
+
+def encode_many(values: Sequence[Any]) -> bytes | None:
+    """Many checked records as one JSON array, in one call; None when any of them needs a
+    closer look (a value JSON cannot carry, or a null that may have been NaN): encode those one
+    by one with `RecordReader.encode` to learn which, and why."""
+    try:
+        encoded = _dumps(values)
+    except TypeError:
+        return None
+    return None if b"null" in encoded else encoded
+
+
+def _dumps(value: Any) -> bytes:
+    # Datetimes pass through to the error: orjson would pick a format the service may not
+    # expect, so the caller converts them.
+    return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def frame_chunk(

@@ -13,7 +13,7 @@ from typing import Any, Final
 from attrs import frozen
 
 from .._exceptions import SparkSdkError
-from .._records import RecordReader, check_header, encode_option, frame_chunk
+from .._records import RecordReader, check_header, encode_many, encode_option, frame_chunk
 
 __all__ = ["Chunk", "Chunker", "Records", "check_records"]
 
@@ -71,7 +71,8 @@ class Chunker:
         self._parameters = encode_option(parameters, "parameters") or b"{}"
         self._summary = encode_option(summary, "summary") or b"null"
         self._prefix = id_prefix or secrets.token_hex(4)
-        if max_chunk_bytes < _ENVELOPE_BYTES + len(self._parameters) + len(self._summary) + 2:
+        self._fixed = _ENVELOPE_BYTES + len(self._parameters) + len(self._summary)
+        if max_chunk_bytes < self._fixed + 2:
             raise SparkSdkError(
                 f"max_chunk_bytes={max_chunk_bytes} leaves no room for a record next to "
                 "the chunk's parameters and summary"
@@ -82,32 +83,59 @@ class Chunker:
         reader = RecordReader(self.headers)
         seq = offset = 0
         batch: list[Any] = []
-        parts: list[bytes] = []
-        size = 0
-        fixed = _ENVELOPE_BYTES + len(self._parameters) + len(self._summary)
         async for record in _aiter(records):
-            encoded = reader.read(record)
-            if encoded is None:
+            if not reader.check(record):
                 continue  # the header row
-            header, header_bytes = reader.header, reader.header_json or b""
-            record_offset = offset + len(batch)
-            limit = self.max_chunk_bytes - fixed - len(header_bytes)
-            if len(encoded) + 1 > limit:
+            batch.append(record)
+            if len(batch) >= self.chunk_size:
+                for chunk in self._cut(reader, batch, seq, offset):
+                    yield chunk
+                    seq += 1
+                offset += len(batch)
+                batch = []
+        if batch:
+            for chunk in self._cut(reader, batch, seq, offset):
+                yield chunk
+
+    def _cut(self, reader: RecordReader, batch: list[Any], seq: int, offset: int) -> list[Chunk]:
+        """One chunk of `batch`, or several when its JSON is over the byte cap."""
+        header, header_json = reader.header, reader.header_json
+        limit = self.max_chunk_bytes - self._fixed - len(header_json or b"")
+        encoded = encode_many(batch)
+        if encoded is not None and len(encoded) <= limit:
+            # The usual case: one orjson call for the whole chunk, not one per record.
+            parts = [encoded[1:-1]]
+            return [self._chunk(seq, offset, batch, parts, header, header_json)]
+        chunks: list[Chunk] = []
+        start, parts, size = 0, [], 0
+        for i, record in enumerate(batch):
+            data = reader.encode(record, offset + i)  # names the record that cannot be sent
+            if len(data) + 1 > limit:
                 raise SparkSdkError(
-                    f"record at offset {record_offset} takes {len(encoded)} bytes of JSON; a chunk "
+                    f"record at offset {offset + i} takes {len(data)} bytes of JSON; a chunk "
                     f"may take at most {self.max_chunk_bytes} bytes (the pipeline's input buffer "
                     "limits it): shrink the record or raise the pipeline's max_input_size"
                 )
-            if batch and (len(batch) >= self.chunk_size or size + len(encoded) + 1 > limit):
-                yield self._chunk(seq, offset, batch, parts, header, header_bytes)
-                seq += 1
-                offset += len(batch)
-                batch, parts, size = [], [], 0
-            batch.append(record)
-            parts.append(encoded)
-            size += len(encoded) + 1
-        if batch:
-            yield self._chunk(seq, offset, batch, parts, header, header_bytes)
+            if parts and size + len(data) + 1 > limit:
+                chunks.append(
+                    self._chunk(
+                        seq + len(chunks),
+                        offset + start,
+                        batch[start:i],
+                        parts,
+                        header,
+                        header_json,
+                    )
+                )
+                start, parts, size = i, [], 0
+            parts.append(data)
+            size += len(data) + 1
+        chunks.append(
+            self._chunk(
+                seq + len(chunks), offset + start, batch[start:], parts, header, header_json
+            )
+        )
+        return chunks
 
     def _chunk(
         self,
@@ -116,10 +144,10 @@ class Chunker:
         records: list[Any],
         parts: list[bytes],
         header: tuple[str, ...] | None,
-        header_bytes: bytes,
+        header_json: bytes | None,
     ) -> Chunk:
         chunk_id = f"{self._prefix}-{seq}"
-        rows = [header_bytes, *parts] if header is not None else parts
+        rows = [header_json, *parts] if header_json is not None else parts
         body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
 

@@ -11,6 +11,7 @@ that kept the batch), those chunks are pushed again.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol
@@ -36,11 +37,12 @@ from ._results import StreamError, StreamResult, to_result
 from ._state import StreamState
 from ._window import Window
 
-__all__ = ["Engine", "StreamOptions", "Transport"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "StreamOptions", "Transport"]
 
 log = logging.getLogger("cspark_async.stream")
 
 OnExit = Literal["cancel", "close"]
+DEFAULT_CHUNK_SIZE: Final = 200
 _POLL_MIN_S: Final = 0.002
 _POLL_MAX_S: Final = 0.1
 _OPEN: Final = frozenset({"created", "in_progress"})
@@ -61,7 +63,7 @@ class Transport(Protocol):
 class StreamOptions:
     """Validated options of one stream; `None` means "adapt to the pipeline"."""
 
-    chunk_size: int = 200
+    chunk_size: int | None = None
     max_in_flight: int | None = None
     max_chunk_bytes: int | None = None
     ordered: bool = True
@@ -83,7 +85,7 @@ class StreamOptions:
             "max_attempts",
         ):
             value = getattr(self, name)
-            if value is None and name in ("max_in_flight", "max_chunk_bytes"):
+            if value is None and name in ("chunk_size", "max_in_flight", "max_chunk_bytes"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SparkSdkError(f"{name} must be a positive integer, got {value!r}")
@@ -95,7 +97,7 @@ class StreamOptions:
             raise SparkSdkError("progress must be a callable taking the stream's state")
         # Headers, parameters and summary are checked now, not when the first record is read.
         Chunker(
-            chunk_size=self.chunk_size,
+            chunk_size=self.chunk_size or DEFAULT_CHUNK_SIZE,
             max_chunk_bytes=self.max_chunk_bytes or 2**31,
             headers=self.headers,
             parameters=self.parameters,
@@ -138,9 +140,12 @@ class Engine:
             await self._pull_loop(send, window)
 
     async def _prepare(self) -> tuple[Chunker, Window]:
+        """Options the caller left to us, from the pipeline's workers and input buffer."""
         opts = self._options
-        max_in_flight, max_chunk_bytes = opts.max_in_flight, opts.max_chunk_bytes
-        if max_in_flight is None or max_chunk_bytes is None:
+        chunk_size, max_in_flight = opts.chunk_size, opts.max_in_flight
+        max_chunk_bytes = opts.max_chunk_bytes
+        workers = 1
+        if chunk_size is None or max_in_flight is None or max_chunk_bytes is None:
             info = await self._with_retries(
                 "read the pipeline's configuration", self._transport.info
             )
@@ -148,18 +153,20 @@ class Engine:
             config = config if isinstance(config, Mapping) else {}
             workers = _positive(config.get("max_workers"), 16)
             buffer = _positive(config.get("input_buffer_allocated_bytes"), 70_000_000)
+            chunk_size = chunk_size or _balanced_chunk_size(self._state.total_records, workers)
             # Enough chunks to keep every worker busy with one more queued behind each.
             max_in_flight = max_in_flight or min(256, 2 * workers + 2)
             # A quarter of the buffer per chunk lets several chunks queue without a 429.
             max_chunk_bytes = max_chunk_bytes or max(1024, buffer // 4)
         chunker = Chunker(
-            chunk_size=opts.chunk_size,
+            chunk_size=chunk_size,
             max_chunk_bytes=max_chunk_bytes,
             headers=opts.headers,
             parameters=opts.parameters,
             summary=opts.summary,
         )
-        window = Window(max_in_flight)
+        # Throttling never starves the workers: the window shrinks no lower than their number.
+        window = Window(max_in_flight, floor=min(workers, max_in_flight))
         self._state.in_flight_limit = window.limit
         return chunker, window
 
@@ -385,6 +392,16 @@ def _transient(exc: SparkError) -> bool:
     if isinstance(exc, SparkConnectionError):
         return True
     return isinstance(exc, SparkApiError) and should_retry(exc.status)
+
+
+def _balanced_chunk_size(total: int | None, workers: int) -> int:
+    """About DEFAULT_CHUNK_SIZE records a chunk, evened out when the total is known so that the
+    last wave of chunks keeps every worker busy instead of a few (the makespan of a
+    latency-bound batch is its number of waves times one chunk's compute)."""
+    if not total:
+        return DEFAULT_CHUNK_SIZE
+    waves = math.ceil(total / (DEFAULT_CHUNK_SIZE * workers))
+    return max(1, math.ceil(total / (workers * waves)))
 
 
 def _int(value: Any) -> int:

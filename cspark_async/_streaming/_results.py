@@ -48,7 +48,7 @@ class StreamResult:
     @property
     def failed(self) -> int:
         """How many of the chunk's records failed."""
-        return sum(error is not None for error in self.errors)
+        return len(self.errors) - self.errors.count(None)
 
     def items(self) -> list[tuple[int, Any, dict[str, Any] | None, Any]]:
         """(offset, input, output, error) for each record."""

@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
 from ._chunker import Chunker, Records, check_records
-from ._engine import Engine, OnExit, StreamOptions, Transport
+from ._engine import DEFAULT_CHUNK_SIZE, Engine, OnExit, StreamOptions, Transport
 from ._results import StreamResult
 from ._state import StreamState
 
@@ -181,7 +181,7 @@ class ResultStream:
         if self._has_data is None:
             head, self._records = await _split_head(self._records, 2)
             probe = Chunker(
-                chunk_size=self._options.chunk_size,
+                chunk_size=self._options.chunk_size or DEFAULT_CHUNK_SIZE,
                 max_chunk_bytes=2**31,
                 headers=self._options.headers,
                 parameters=self._options.parameters,

@@ -14,10 +14,11 @@ __all__ = ["Window"]
 
 
 class Window:
-    def __init__(self, maximum: int, *, initial: int | None = None) -> None:
+    def __init__(self, maximum: int, *, initial: int | None = None, floor: int = 1) -> None:
         if maximum < 1:
             raise ValueError(f"the in-flight window needs at least 1 slot, got {maximum}")
         self.maximum = maximum
+        self.floor = max(1, min(floor, maximum))
         self._limiter = anyio.CapacityLimiter(min(maximum, initial or maximum))
         self._resume_at = 0.0
 
@@ -42,7 +43,7 @@ class Window:
 
     def throttle(self, retry_after_s: float) -> None:
         """Multiplicative decrease, and one shared pause for every pusher."""
-        self._limiter.total_tokens = max(1, self.limit // 2)
+        self._limiter.total_tokens = max(self.floor, self.limit // 2)
         self._resume_at = max(self._resume_at, time.monotonic() + retry_after_s)
 
     async def wait_until_open(self) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from cspark_async._exceptions import SparkSdkError
 from cspark_async._streaming._chunker import Chunk, Chunker
+from cspark_async._streaming._engine import _balanced_chunk_size
 from cspark_async._streaming._ordering import ReorderBuffer
 from cspark_async._streaming._window import Window
 from cspark_async.emulator._chunks import parse_push_body
@@ -213,3 +214,32 @@ def test_shuffled_completion_keeps_order() -> None:
     buffer: ReorderBuffer[str] = ReorderBuffer()
     out = [item for s in seqs for item in buffer.add(s, f"r{s}")]
     assert out == [f"r{i}" for i in range(200)]
+
+
+@pytest.mark.parametrize(
+    ("total", "workers", "expected"),
+    [
+        (None, 16, 200),  # unknown length: the default
+        (20_000, 16, 179),  # 7 even waves of 16 chunks, not 6 full waves and a ragged 7th
+        (3200, 16, 200),  # already even
+        (10, 16, 1),  # fewer records than workers: one record a chunk
+        (200_000, 16, 199),
+    ],
+)
+def test_balanced_chunk_size_evens_out_the_last_wave(
+    total: int | None, workers: int, expected: int
+) -> None:
+    size = _balanced_chunk_size(total, workers)
+    assert size == expected
+    if total:
+        chunks = math.ceil(total / size)
+        waves = math.ceil(chunks / workers)
+        assert chunks > (waves - 1) * workers  # the last wave is not a few stragglers
+        assert size <= 200
+
+
+def test_window_never_throttles_below_its_floor() -> None:
+    window = Window(34, floor=16)
+    for _ in range(10):
+        window.throttle(0.0)
+    assert window.limit == 16
