@@ -182,9 +182,11 @@ def encode_many(values: Sequence[Any]) -> bytes | None:
     by one with `RecordReader.encode` to learn which, and why."""
     try:
         encoded = _dumps(values)
-    except TypeError:
+        if b"null" in encoded:  # maybe a NaN: one walk over the batch, not one encode a record
+            _check_finite(values)
+    except (TypeError, ValueError):
         return None
-    return None if b"null" in encoded else encoded
+    return encoded
 
 
 def _dumps(value: Any) -> bytes:
@@ -227,9 +229,8 @@ def _check_finite(value: Any) -> None:
     """orjson writes NaN and Infinity as null, silently: refuse them instead."""
     values = value.values() if isinstance(value, Mapping) else value
     for item in values:
-        kind = type(item)
-        if kind is float:
+        if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{item!r} is not valid JSON (NaN and Infinity are not)")
-        elif kind is dict or kind is list or kind is tuple:
+        elif isinstance(item, (Mapping, list, tuple)):
             _check_finite(item)

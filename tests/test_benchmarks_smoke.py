@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     "latency_bound": {"ours_default", "ours_tuned", "official_sync_seed", "official_async_gather"},
     "throughput_bound": {
-        "ours_default", "ours_tuned", "official_sync_seed", "official_async_gather", "floor",
+        "ours_default",
+        "ours_tuned",
+        "official_sync_seed",
+        "official_async_gather",
+        "floor",
     },
     "buffer_10x": {"ours_default", "ours_tuned", "official_sync_seed", "official_async_gather"},
     "memory": {"ours_small", "ours_large"},

@@ -7,7 +7,14 @@ Pure apart from reading the caller's (async) iterable; no I/O of its own.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Final
 
 from attrs import frozen
@@ -15,7 +22,7 @@ from attrs import frozen
 from .._exceptions import SparkSdkError
 from .._records import RecordReader, check_header, encode_many, encode_option, frame_chunk
 
-__all__ = ["Chunk", "Chunker", "Records", "check_records"]
+__all__ = ["Chunk", "Chunker", "Records", "check_records", "close_async_iterator"]
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -60,6 +67,7 @@ class Chunker:
         parameters: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
         id_prefix: str | None = None,
+        max_record_bytes: int | None = None,
     ) -> None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise SparkSdkError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -68,6 +76,8 @@ class Chunker:
         self.headers = None if headers is None else check_header(headers, "headers")
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
+        # A record over the chunk cap still goes, alone, if it fits this (the input buffer).
+        self.max_record_bytes = max(max_chunk_bytes, max_record_bytes or 0)
         self._parameters = encode_option(parameters, "parameters") or b"{}"
         self._summary = encode_option(summary, "summary") or b"null"
         self._prefix = id_prefix or secrets.token_hex(4)
@@ -78,7 +88,7 @@ class Chunker:
                 "the chunk's parameters and summary"
             )
 
-    async def chunks(self, records: Records) -> AsyncIterator[Chunk]:
+    async def chunks(self, records: Records) -> AsyncGenerator[Chunk, None]:
         """Yield chunks as records are read; at most one chunk's records are held here."""
         reader = RecordReader(self.headers)
         seq = offset = 0
@@ -108,15 +118,16 @@ class Chunker:
             return [self._chunk(seq, offset, batch, parts, header, header_json)]
         chunks: list[Chunk] = []
         start, parts, size = 0, [], 0
+        record_limit = limit + self.max_record_bytes - self.max_chunk_bytes
         for i, record in enumerate(batch):
             data = reader.encode(record, offset + i)  # names the record that cannot be sent
-            if len(data) + 1 > limit:
+            if len(data) + 1 > record_limit:
                 raise SparkSdkError(
                     f"record at offset {offset + i} takes {len(data)} bytes of JSON; a chunk "
-                    f"may take at most {self.max_chunk_bytes} bytes (the pipeline's input buffer "
-                    "limits it): shrink the record or raise the pipeline's max_input_size"
+                    f"may take at most {self.max_record_bytes} bytes (the pipeline's input "
+                    "buffer limits it): shrink the record or raise the pipeline's max_input_size"
                 )
-            if parts and size + len(data) + 1 > limit:
+            if parts and (size + len(data) + 1 > limit or len(data) + 1 > limit):
                 chunks.append(
                     self._chunk(
                         seq + len(chunks),
@@ -130,6 +141,18 @@ class Chunker:
                 start, parts, size = i, [], 0
             parts.append(data)
             size += len(data) + 1
+            if size > limit and i + 1 < len(batch):  # an oversized record goes alone
+                chunks.append(
+                    self._chunk(
+                        seq + len(chunks),
+                        offset + start,
+                        batch[start : i + 1],
+                        parts,
+                        header,
+                        header_json,
+                    )
+                )
+                start, parts, size = i + 1, [], 0
         chunks.append(
             self._chunk(
                 seq + len(chunks), offset + start, batch[start:], parts, header, header_json
@@ -166,8 +189,19 @@ def check_records(records: Any) -> None:
 async def _aiter(records: Records) -> AsyncIterator[Any]:
     check_records(records)
     if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield record
+        iterator = aiter(records)
+        try:
+            async for record in iterator:
+                yield record
+        finally:
+            await close_async_iterator(iterator)
     else:
         for record in records:
             yield record
+
+
+async def close_async_iterator(iterator: Any) -> None:
+    """Close an async generator we stopped reading (its `finally` runs now, in our task)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

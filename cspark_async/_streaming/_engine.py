@@ -10,9 +10,11 @@ that kept the batch), those chunks are pushed again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol
 
@@ -44,6 +46,7 @@ log = logging.getLogger("cspark_async.stream")
 OnExit = Literal["cancel", "close"]
 DEFAULT_CHUNK_SIZE: Final = 200
 _POLL_MIN_S: Final = 0.002
+_IDLE_BEFORE_REPUSH_S: Final = 0.05
 _POLL_MAX_S: Final = 0.1
 _OPEN: Final = frozenset({"created", "in_progress"})
 
@@ -128,6 +131,9 @@ class Engine:
         self._tg: TaskGroup | None = None
         self._pushes: anyio.CapacityLimiter | None = None
         self._idle_pulls = 0
+        self._idle_since: float | None = None
+        self._repushes: dict[str, int] = {}
+        self._push_scopes: dict[str, anyio.CancelScope] = {}
         self._suspect_loss = False
 
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
@@ -135,6 +141,8 @@ class Engine:
         chunker, window = await self._prepare()
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            # At most 8 POSTs at once: enough to keep the input buffer full, few enough not to
+            # queue on the connection pool behind the pulls.
             self._pushes = anyio.CapacityLimiter(min(8, window.maximum))
             tg.start_soon(self._produce, chunker, window)
             await self._pull_loop(send, window)
@@ -145,6 +153,7 @@ class Engine:
         chunk_size, max_in_flight = opts.chunk_size, opts.max_in_flight
         max_chunk_bytes = opts.max_chunk_bytes
         workers = 1
+        max_record_bytes = None
         if chunk_size is None or max_in_flight is None or max_chunk_bytes is None:
             info = await self._with_retries(
                 "read the pipeline's configuration", self._transport.info
@@ -157,10 +166,13 @@ class Engine:
             # Enough chunks to keep every worker busy with one more queued behind each.
             max_in_flight = max_in_flight or min(256, 2 * workers + 2)
             # A quarter of the buffer per chunk lets several chunks queue without a 429.
-            max_chunk_bytes = max_chunk_bytes or max(1024, buffer // 4)
+            if max_chunk_bytes is None:
+                max_chunk_bytes = max(1024, buffer // 4)
+                max_record_bytes = buffer  # one big record may still take a chunk to itself
         chunker = Chunker(
             chunk_size=chunk_size,
             max_chunk_bytes=max_chunk_bytes,
+            max_record_bytes=max_record_bytes,
             headers=opts.headers,
             parameters=opts.parameters,
             summary=opts.summary,
@@ -174,13 +186,16 @@ class Engine:
 
     async def _produce(self, chunker: Chunker, window: Window) -> None:
         state = self._state
-        async for chunk in chunker.chunks(self._records):
-            await window.acquire(chunk.id)
-            state.chunks_read += 1
-            state.records_read += chunk.records
-            state.in_flight = window.used
-            self._pending[chunk.id] = chunk
-            self._start_push(chunk, window)
+        # aclosing: on cancellation the caller's async generator is closed here and now, in
+        # this task, not later by the garbage collector in another.
+        async with contextlib.aclosing(chunker.chunks(self._records)) as chunks:
+            async for chunk in chunks:
+                await window.acquire(chunk.id)
+                state.chunks_read += 1
+                state.records_read += chunk.records
+                state.in_flight = window.used
+                self._pending[chunk.id] = chunk
+                self._start_push(chunk, window)
         self._source_done = True
         self._wake.set()
 
@@ -190,6 +205,19 @@ class Engine:
         self._tg.start_soon(self._push, chunk, window)
 
     async def _push(self, chunk: Chunk, window: Window) -> None:
+        with anyio.CancelScope() as scope:
+            self._push_scopes[chunk.id] = scope  # cancelled once the chunk's result is in
+            try:
+                await self._push_until_accepted(chunk, window)
+            except SparkError:
+                if chunk.id in self._pending:
+                    raise
+                # A re-push whose original result arrived meanwhile: nothing is missing.
+            finally:
+                if self._push_scopes.get(chunk.id) is scope:
+                    del self._push_scopes[chunk.id]
+
+    async def _push_until_accepted(self, chunk: Chunk, window: Window) -> None:
         assert self._pushes is not None
         pushes = self._pushes
         body = b'{"chunks":[' + chunk.body + b"]}"
@@ -257,6 +285,7 @@ class Engine:
 
     async def _pull_loop(self, send: MemoryObjectSendStream[StreamResult], window: Window) -> None:
         delay = _POLL_MIN_S
+        failures = 0
         while not (self._source_done and not self._pending):
             if not self._pending:
                 await self._wait_for_change()
@@ -264,13 +293,18 @@ class Engine:
             try:
                 results, status = await self._transport.pull(self._options.pull_max_chunks)
             except (SparkApiError, SparkConnectionError) as exc:
-                if not _transient(exc):
-                    raise self._pull_failed(exc) from exc
+                failures += 1
+                if not _transient(exc) or failures >= self._options.max_attempts:
+                    raise self._pull_failed(exc, failures) from exc
                 # The server may have handed results over before the answer was lost.
                 self._suspect_loss = True
                 log.debug("pull failed (%s); retrying", exc)
-                await anyio.sleep(self._backoff(0))
+                retry_after = getattr(exc, "retry_after", None)
+                await anyio.sleep(
+                    retry_after if retry_after is not None else self._backoff(failures - 1)
+                )
                 continue
+            failures = 0
             state = self._state
             state.pulls += 1
             for raw in results:
@@ -286,9 +320,10 @@ class Engine:
                 if self._lost(status, window):
                     continue
             if self._pending:
-                with anyio.move_on_after(delay):
+                with anyio.move_on_after(delay) as waited:
                     await self._wait_for_change()
-                delay = min(_POLL_MAX_S, delay * 2)
+                if waited.cancelled_caught:  # nothing happened meanwhile: back off
+                    delay = min(_POLL_MAX_S, delay * 2)
 
     async def _wait_for_change(self) -> None:
         await self._wake.wait()
@@ -304,6 +339,9 @@ class Engine:
         if chunk is None:
             self._state.duplicates_dropped += 1  # a retried push ran twice: first copy won
             return
+        scope = self._push_scopes.pop(chunk.id, None)
+        if scope is not None:
+            scope.cancel()  # a re-push still retrying is no longer needed
         result = to_result(chunk, raw)
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
@@ -332,19 +370,23 @@ class Engine:
 
     def _lost(self, status: Mapping[str, Any], window: Window) -> bool:
         """Re-push pending chunks once the server plainly has nothing left for us."""
-        idle = (
-            self._pushing == 0
-            and _int(status.get("chunks_available")) == 0
-            and _int(status.get("workers_in_use")) == 0
-            and _int(status.get("input_buffer_used_bytes")) == 0
+        # A counter the server did not send is not evidence of idleness.
+        idle = self._pushing == 0 and all(
+            status.get(key) == 0
+            for key in ("chunks_available", "workers_in_use", "input_buffer_used_bytes")
         )
+        now = time.monotonic()
         if not idle:
-            self._idle_pulls = 0
+            self._idle_since = None
             return False
+        if self._idle_since is None:
+            self._idle_since = now
+        # Counters may lag: idle for two answers in a row and for a little while.
         self._idle_pulls += 1
-        if self._idle_pulls < 2:  # counters may lag by one answer
+        if self._idle_pulls < 2 or now - self._idle_since < _IDLE_BEFORE_REPUSH_S:
             return False
         self._idle_pulls = 0
+        self._idle_since = None
         chunks = sorted(self._pending.values(), key=lambda c: c.seq)
         log.warning(
             "%d chunk(s) pushed but never returned (lost answers%s); pushing them again",
@@ -353,12 +395,27 @@ class Engine:
         )
         self._suspect_loss = False
         for chunk in chunks:
+            repushes = self._repushes[chunk.id] = self._repushes.get(chunk.id, 0) + 1
+            if repushes > self._options.max_attempts:
+                raise StreamError(
+                    f"chunk {chunk.id} (records {chunk.offset}-{chunk.offset + chunk.records - 1})"
+                    f" was pushed {repushes} times and its result never came back",
+                    chunk_id=chunk.id,
+                    offset=chunk.offset,
+                )
             self._state.chunks_retried += 1
             self._start_push(chunk, window)
         return True
 
-    def _pull_failed(self, exc: SparkError) -> SparkError:
-        return self._vanished(exc) if isinstance(exc, NotFoundError) else exc
+    def _pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
+        if isinstance(exc, NotFoundError):
+            return self._vanished(exc)
+        if _transient(exc):
+            return StreamError(
+                f"results could not be pulled after {attempts} attempts, with "
+                f"{len(self._pending)} chunk(s) outstanding: {exc}"
+            )
+        return exc
 
     def _vanished(self, exc: SparkError) -> SparkError:
         if not self._state.pulls and not self._state.chunks_pushed:

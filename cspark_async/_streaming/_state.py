@@ -19,7 +19,7 @@ class StreamState:
 
     records_read: int = 0
     chunks_read: int = 0
-    chunks_pushed: int = 0
+    chunks_pushed: int = 0  # pushes the server acknowledged (a lost answer is not counted)
     records_pushed: int = 0
     chunks_completed: int = 0
     records_completed: int = 0

@@ -17,15 +17,15 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine, Sized
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
-from ._chunker import Chunker, Records, check_records
+from ._chunker import Chunker, Records, check_records, close_async_iterator
 from ._engine import DEFAULT_CHUNK_SIZE, Engine, OnExit, StreamOptions, Transport
 from ._results import StreamResult
 from ._state import StreamState
@@ -38,6 +38,7 @@ __all__ = ["ResultStream", "StreamTarget"]
 log = logging.getLogger("cspark_async.stream")
 
 _CLEANUP_TIMEOUT_S: Final = 15.0
+T = TypeVar("T")
 
 
 class Tracker(Protocol):
@@ -73,7 +74,7 @@ class ResultStream:
 
     def __init__(
         self,
-        target: StreamTarget | Callable[[], Awaitable[StreamTarget]],
+        target: StreamTarget | Callable[[], Coroutine[Any, Any, StreamTarget]],
         records: Records,
         options: StreamOptions,
         *,
@@ -97,7 +98,7 @@ class ResultStream:
         self._iterated = False
         self._completed = False
         self._closing = False
-        self._closed = anyio.Event()
+        self._cleanup: asyncio.Task[None] | None = None
 
     @property
     def batch_id(self) -> str | None:
@@ -115,13 +116,25 @@ class ResultStream:
     async def _iterate(self) -> AsyncGenerator[StreamResult, None]:
         receive = self._start()
         try:
-            async with receive:
-                async for result in receive:
-                    yield result
+            try:
+                async with receive:
+                    async for result in receive:
+                        yield result
+            except anyio.ClosedResourceError:
+                if not self._closing:
+                    raise
+                raise self._closed_early() from None
             await self._join()
             self._completed = True
         finally:
             await self._shutdown()
+
+    def _closed_early(self) -> SparkSdkError:
+        # Said plainly: a truncated stream must not look complete, nor like cancellation.
+        return SparkSdkError(
+            "the stream was closed before it finished (aclose(), or its AsyncClient closed); "
+            f"{self.state.records_completed} records were delivered"
+        )
 
     async def __aenter__(self) -> ResultStream:
         """Open the pipeline (the one-call form creates it here), then start streaming, so a
@@ -130,8 +143,7 @@ class ResultStream:
             try:
                 await self._open()
             except BaseException:
-                self._closing = True
-                self._closed.set()
+                self._closing = True  # nothing was started; nothing to clean up
                 raise
         self._start()
         return self
@@ -191,33 +203,48 @@ class ResultStream:
         if not self._has_data:
             return False
         assert self._open_target is not None
-        self._target = await self._open_target()
+        # Creating the pipeline runs to its end even if we are cancelled meanwhile: a pipeline
+        # created on the server must be known here, to be ended by on_exit.
+        create = asyncio.get_running_loop().create_task(self._open_target())
+        try:
+            self._target = await _despite_cancellation(create)
+        except asyncio.CancelledError:
+            if create.done() and not create.cancelled() and create.exception() is None:
+                self._target = create.result()
+            raise
         return True
 
     async def _join(self) -> None:
-        assert self._task is not None
+        task = self._task
+        assert task is not None
+        if self._closing and task.done() and task.cancelled():
+            raise self._closed_early()  # another task closed us; nobody cancelled the consumer
         try:
-            await self._task
+            await task
         except BaseException as exc:  # the engine's failure, unwrapped for `except SparkError`
             raise _unwrap(exc) from None
 
     async def _shutdown(self) -> None:
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
+        """Stop the engine and apply `on_exit`: once, whoever asks first, and to the end even
+        if the caller is cancelled meanwhile (the work runs in its own task)."""
+        if self._cleanup is None:
+            self._closing = True
+            self._cleanup = asyncio.get_running_loop().create_task(
+                self._clean_up(), name="cspark-async stream cleanup"
+            )
+        await _despite_cancellation(self._cleanup)
+
+    async def _clean_up(self) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                await self._stop_engine()
-                for stream in (self._send, self._recv):
-                    if stream is not None:
-                        stream.close()  # idempotent; covers an engine cancelled before it ran
-                await self._end_target()
+            await self._stop_engine()
+            for stream in (self._send, self._recv):
+                if stream is not None:
+                    stream.close()  # idempotent; covers an engine cancelled before it ran
+            await self._end_target()
         finally:
             self.state.finished_at = self.state.finished_at or time.monotonic()
             if self._tracker is not None:
                 self._tracker.untrack(self)
-            self._closed.set()
 
     async def _stop_engine(self) -> None:
         task = self._task
@@ -225,7 +252,10 @@ class ResultStream:
             return
         if not task.done():
             task.cancel()
-            await asyncio.wait([task])
+            await asyncio.wait([task], timeout=_CLEANUP_TIMEOUT_S)
+            if not task.done():  # e.g. a records iterable that swallows cancellation
+                log.warning("the stream engine did not stop within %ss", _CLEANUP_TIMEOUT_S)
+                return
         if not task.cancelled() and task.exception() is not None and not self._completed:
             log.debug("stream engine ended with %r", task.exception())
 
@@ -286,12 +316,32 @@ async def _split_head(records: Records, count: int) -> tuple[list[Any], Records]
                 head.append(await anext(iterator))
 
         async def rest_async() -> AsyncIterator[Any]:
-            for record in head:
-                yield record
-            async for record in iterator:
-                yield record
+            try:
+                for record in head:
+                    yield record
+                async for record in iterator:
+                    yield record
+            finally:
+                await close_async_iterator(iterator)
 
         return head, rest_async()
     sync_iterator = iter(records)
     head.extend(itertools.islice(sync_iterator, count))
     return head, itertools.chain(head, sync_iterator)
+
+
+async def _despite_cancellation(task: asyncio.Task[T]) -> T:
+    """Wait for `task` to finish even if we are cancelled meanwhile; then re-raise the
+    cancellation. (An anyio shield does not stop a native `Task.cancel()`.)"""
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result

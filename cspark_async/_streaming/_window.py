@@ -42,9 +42,14 @@ class Window:
             self._limiter.total_tokens = self.limit + 1
 
     def throttle(self, retry_after_s: float) -> None:
-        """Multiplicative decrease, and one shared pause for every pusher."""
-        self._limiter.total_tokens = max(self.floor, self.limit // 2)
-        self._resume_at = max(self._resume_at, time.monotonic() + retry_after_s)
+        """Multiplicative decrease, and one shared pause for every pusher.
+
+        Concurrent pushes rejected together are one event: the window halves once per pause,
+        not once per rejected push."""
+        now = time.monotonic()
+        if now >= self._resume_at:
+            self._limiter.total_tokens = max(self.floor, self.limit // 2)
+        self._resume_at = max(self._resume_at, now + retry_after_s)
 
     async def wait_until_open(self) -> None:
         """Sleep out the shared pause, if any (re-checked: it may be extended meanwhile)."""

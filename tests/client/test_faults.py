@@ -20,8 +20,14 @@ def _client(emu: Emulator, **kwargs: object) -> AsyncClient:
 
 
 async def test_transient_faults_are_retried_away() -> None:
-    faults = Faults(seed=11, server_error=0.2, rate_limit=0.1, reset_before=0.1,
-                    retry_after=0.01, endpoints={"status"})
+    faults = Faults(
+        seed=11,
+        server_error=0.2,
+        rate_limit=0.1,
+        reset_before=0.1,
+        retry_after=0.01,
+        endpoints={"status"},
+    )
     async with Emulator(faults=faults) as emu, _client(emu, max_retries=8) as spark:
         batch = await spark.batches.create("my-folder/my-service")
         pipeline = spark.batches.of(batch.data["id"])

@@ -26,7 +26,9 @@ from .conftest import Sleeps, TopOfRange
 
 BASE = "https://excel.test.coherent.global/tenant-x"
 API = f"{BASE}/api/v4/batch"
-TOKEN_URL = "https://keycloak.test.coherent.global/auth/realms/tenant-x/protocol/openid-connect/token"
+TOKEN_URL = (
+    "https://keycloak.test.coherent.global/auth/realms/tenant-x/protocol/openid-connect/token"
+)
 KEY = "sk-api-key-0123456789"
 BEARER = "bearer-token-abcdef"
 CLIENT_SECRET = "oauth-client-secret-xyz"
@@ -78,8 +80,9 @@ async def test_default_headers_on_a_get(mocked: aioresponses) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        pytest.param({"token": f"Bearer {BEARER}"}, {"Authorization": f"Bearer {BEARER}"},
-                     id="bearer"),
+        pytest.param(
+            {"token": f"Bearer {BEARER}"}, {"Authorization": f"Bearer {BEARER}"}, id="bearer"
+        ),
         pytest.param({"api_key": "open"}, {}, id="open-api-key"),
         pytest.param({"token": "open"}, {}, id="open-token"),
     ],
@@ -111,8 +114,12 @@ async def test_create_body_and_content_type(mocked: aioresponses) -> None:
     mocked.post(API, payload={"object": "batch", "id": "b1", "data": {"batch_status": "created"}})
     async with client() as spark:
         batch = await spark.batches.create(
-            "f/s[1.0]", min_runners=100, runners_per_vm=4, accuracy=0.9,
-            unique_record_key=["a", "b"], max_input_size=10,
+            "f/s[1.0]",
+            min_runners=100,
+            runners_per_vm=4,
+            accuracy=0.9,
+            unique_record_key=["a", "b"],
+            max_input_size=10,
         )
     assert batch.data["id"] == "b1"
     assert batch.parsed.batch_status == "created"
@@ -162,8 +169,9 @@ async def test_pipeline_verbs(
 
 @pytest.mark.parametrize(("max_chunks", "sent"), [(None, "100"), (2, "2"), (1, "1")])
 async def test_pull_sends_max(mocked: aioresponses, max_chunks: int | None, sent: str) -> None:
-    mocked.get(re.compile(rf"{re.escape(API)}/b1/chunkresults.*"),
-               payload={"data": [], "status": STATUS})
+    mocked.get(
+        re.compile(rf"{re.escape(API)}/b1/chunkresults.*"), payload={"data": [], "status": STATUS}
+    )
     async with client() as spark:
         pipeline = spark.batches.of("b1")
         result = await (pipeline.pull() if max_chunks is None else pipeline.pull(max_chunks))
@@ -190,10 +198,12 @@ async def test_push_bodies(mocked: aioresponses) -> None:
         pipeline = spark.batches.of("b1")
         await pipeline.push(inputs=[{"value": 42}, {"value": 43}])
         await pipeline.push(inputs=[["value"], [42], [43]])
-        await pipeline.push(data=ChunkData(inputs=[{"v": 1}], parameters={"common": 40},
-                                           summary=summary))
-        await pipeline.push(chunks=[BatchChunk(id="mine", size=2, data=ChunkData(
-            inputs=[{"v": 1}, {"v": 2}]))])
+        await pipeline.push(
+            data=ChunkData(inputs=[{"v": 1}], parameters={"common": 40}, summary=summary)
+        )
+        await pipeline.push(
+            chunks=[BatchChunk(id="mine", size=2, data=ChunkData(inputs=[{"v": 1}, {"v": 2}]))]
+        )
         await pipeline.push(raw='{"chunks": [{"id": "raw-1", "data": {"inputs": [{"v": 9}]}}]}')
         await pipeline.push(chunks=create_chunks([["v"], [1], [2], [3]], chunk_size=2))
     bodies = [sent_json(c)["chunks"] for c in calls(mocked, "POST", url)]
@@ -279,8 +289,12 @@ async def test_retry_after_is_honoured(
     mocked: aioresponses, sleeps: Sleeps, headers: dict[str, str], expected: float
 ) -> None:
     url = f"{API}/b1/chunks"
-    mocked.post(url, status=429, headers=headers,
-                payload={"status": 429, "error": {"code": "INPUT_BUFFER_FULL", "message": "full"}})
+    mocked.post(
+        url,
+        status=429,
+        headers=headers,
+        payload={"status": 429, "error": {"code": "INPUT_BUFFER_FULL", "message": "full"}},
+    )
     mocked.post(url, payload=STATUS)
     async with client(sleeps) as spark:
         await spark.batches.of("b1").push(inputs=[{"v": 1}])
@@ -289,8 +303,13 @@ async def test_retry_after_is_honoured(
 
 async def test_rate_limit_exhausted(mocked: aioresponses, sleeps: Sleeps) -> None:
     url = f"{API}/b1/chunks"
-    mocked.post(url, status=429, headers={"x-retry-after": "0.1"}, repeat=True,
-                payload={"status": 429, "error": {"code": "INPUT_BUFFER_FULL", "message": "full"}})
+    mocked.post(
+        url,
+        status=429,
+        headers={"x-retry-after": "0.1"},
+        repeat=True,
+        payload={"status": 429, "error": {"code": "INPUT_BUFFER_FULL", "message": "full"}},
+    )
     async with client(sleeps) as spark:
         pipeline = spark.batches.of("b1")
         with pytest.raises(sdk.RateLimitError) as info:
@@ -298,8 +317,10 @@ async def test_rate_limit_exhausted(mocked: aioresponses, sleeps: Sleeps) -> Non
         # A failed push frees its ids: the same chunk can be pushed again under 'throw'.
         assert pipeline.stats.chunks == 0
         with pytest.raises(sdk.RateLimitError):
-            await pipeline.push(chunks=[BatchChunk(id="c1", data=ChunkData(inputs=[{"v": 1}]))],
-                                if_chunk_id_duplicated="throw")
+            await pipeline.push(
+                chunks=[BatchChunk(id="c1", data=ChunkData(inputs=[{"v": 1}]))],
+                if_chunk_id_duplicated="throw",
+            )
     error = info.value
     assert (error.status, error.attempts, error.retry_after) == (429, 3, 0.1)
     assert error.error_code == "INPUT_BUFFER_FULL"
@@ -346,11 +367,13 @@ async def test_client_errors_are_not_retried(
 @pytest.mark.parametrize(
     ("exception", "cls"),
     [
-        pytest.param(aiohttp.ClientConnectionError("refused"), sdk.SparkConnectionError,
-                     id="connection"),
+        pytest.param(
+            aiohttp.ClientConnectionError("refused"), sdk.SparkConnectionError, id="connection"
+        ),
         pytest.param(aiohttp.ServerDisconnectedError(), sdk.SparkConnectionError, id="reset"),
-        pytest.param(aiohttp.ClientPayloadError("truncated body"), sdk.SparkConnectionError,
-                     id="truncated"),
+        pytest.param(
+            aiohttp.ClientPayloadError("truncated body"), sdk.SparkConnectionError, id="truncated"
+        ),
         pytest.param(asyncio.TimeoutError(), sdk.SparkTimeoutError, id="timeout"),
         pytest.param(aiohttp.ServerTimeoutError("read"), sdk.SparkTimeoutError, id="read-timeout"),
     ],
@@ -421,8 +444,13 @@ async def test_unusable_success_bodies(mocked: aioresponses, body: str, content_
 
 async def test_html_error_page_after_retries(mocked: aioresponses, sleeps: Sleeps) -> None:
     url = f"{API}/b1/status"
-    mocked.get(url, status=502, body="<html><h1>502 Bad Gateway</h1></html>",
-               content_type="text/html", repeat=True)
+    mocked.get(
+        url,
+        status=502,
+        body="<html><h1>502 Bad Gateway</h1></html>",
+        content_type="text/html",
+        repeat=True,
+    )
     async with client(sleeps) as spark:
         with pytest.raises(sdk.UnknownApiError) as info:
             await spark.batches.of("b1").get_status()
@@ -458,10 +486,14 @@ class TokenServer:
     def __call__(self, url: URL, **kwargs: Any) -> CallbackResult:
         self.forms.append(parse_qs(kwargs["data"].decode()))
         self.headers.append(dict(kwargs["headers"]))
-        return CallbackResult(payload={
-            "access_token": f"tok{len(self.forms)}", "expires_in": self.expires_in,
-            "token_type": "Bearer", "not-before-policy": 0,
-        })
+        return CallbackResult(
+            payload={
+                "access_token": f"tok{len(self.forms)}",
+                "expires_in": self.expires_in,
+                "token_type": "Bearer",
+                "not-before-policy": 0,
+            }
+        )
 
 
 def bearer_of(call: Any) -> str:
@@ -479,7 +511,8 @@ async def test_token_is_fetched_before_the_first_call(mocked: aioresponses) -> N
         await asyncio.gather(*(spark.batches.describe() for _ in range(5)))
     assert len(tokens.forms) == 1  # concurrent first calls share one fetch
     assert tokens.forms[0] == {
-        "grant_type": ["client_credentials"], "client_id": ["cid"],
+        "grant_type": ["client_credentials"],
+        "client_id": ["cid"],
         "client_secret": [CLIENT_SECRET],
     }
     token_headers = tokens.headers[0]
@@ -505,7 +538,9 @@ async def test_token_is_refreshed_shortly_before_expiry(mocked: aioresponses) ->
         now[0] = 1275.0
         await spark.batches.describe()  # within the margin: refreshed first
     assert [bearer_of(c) for c in calls(mocked, "GET", f"{API}/status")] == [
-        "Bearer tok1", "Bearer tok1", "Bearer tok2"
+        "Bearer tok1",
+        "Bearer tok1",
+        "Bearer tok2",
     ]
 
 
@@ -521,7 +556,10 @@ async def test_token_is_refreshed_once_on_401(mocked: aioresponses, sleeps: Slee
         with pytest.raises(sdk.UnauthorizedError):
             await spark.batches.describe()
     assert [bearer_of(c) for c in calls(mocked, "GET", url)] == [
-        "Bearer tok1", "Bearer tok2", "Bearer tok2", "Bearer tok3"
+        "Bearer tok1",
+        "Bearer tok2",
+        "Bearer tok2",
+        "Bearer tok3",
     ]
     assert len(tokens.forms) == 3
     assert sleeps.delays == []
@@ -562,8 +600,12 @@ async def test_secrets_never_reach_logs_or_errors(
     # A server that echoes every credential back in its error message.
     echo = {"error": {"code": "BAD", "message": f"got {KEY}, tok1, {CLIENT_SECRET}, {BEARER}"}}
     url = f"{API}/b1/status"
-    cases = [({"api_key": KEY}, KEY), ({"token": BEARER}, BEARER), ({"oauth": OAUTH}, "tok1"),
-             ({"oauth": OAUTH}, CLIENT_SECRET)]
+    cases = [
+        ({"api_key": KEY}, KEY),
+        ({"token": BEARER}, BEARER),
+        ({"oauth": OAUTH}, "tok1"),
+        ({"oauth": OAUTH}, CLIENT_SECRET),
+    ]
     with caplog.at_level(logging.DEBUG, logger="cspark_async"):
         for kwargs, secret in cases:
             mocked.get(url, status=503)
@@ -572,8 +614,14 @@ async def test_secrets_never_reach_logs_or_errors(
                 with pytest.raises(sdk.BadRequestError) as info:
                     await spark.batches.of("b1").get_status()
                 error = info.value
-                for text in (str(error), repr(error), error.body, repr(spark),
-                             repr(spark.options), repr(spark._http.auth)):
+                for text in (
+                    str(error),
+                    repr(error),
+                    error.body,
+                    repr(spark),
+                    repr(spark.options),
+                    repr(spark._http.auth),
+                ):
                     assert secret not in text
                 assert "****" in str(error)
     assert "retrying GET" in caplog.text

@@ -64,8 +64,15 @@ def check_line(line: dict[str, Any], offset: int, record: dict[str, Any]) -> Non
 @pytest.fixture
 def no_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CSPARK_* variable: the examples fall back to their in-process emulator."""
-    for name in ("BASE_URL", "API_KEY", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET",
-                 "OAUTH_PATH", "SERVICE"):
+    for name in (
+        "BASE_URL",
+        "API_KEY",
+        "BEARER_TOKEN",
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "OAUTH_PATH",
+        "SERVICE",
+    ):
         monkeypatch.delenv(f"CSPARK_{name}", raising=False)
 
 

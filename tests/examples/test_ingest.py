@@ -32,7 +32,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(INGEST), *args],
-        capture_output=True, text=True, env=clean_env(), cwd=cwd, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=cwd,
+        timeout=120,
+        check=False,
     )
 
 
@@ -91,8 +96,13 @@ async def test_runs_on_the_tenant_the_environment_names(tmp_path: Path) -> None:
             CSPARK_BASE_URL=emu.base_url, CSPARK_API_KEY="sk-test", CSPARK_SERVICE="acme/quote"
         )
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(INGEST), str(source), str(target),
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(INGEST),
+            str(source),
+            str(target),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == 0, stderr.decode()
@@ -114,8 +124,13 @@ async def test_ctrl_c_cancels_the_pipeline_and_leaves_whole_lines(tmp_path: Path
     ):
         env = clean_env(CSPARK_BASE_URL=emu.base_url, CSPARK_API_KEY="sk-test")
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(INGEST), str(source), str(target),
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(INGEST),
+            str(source),
+            str(target),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert child.stderr is not None
         with anyio.fail_after(30):
@@ -149,7 +164,11 @@ def peak_rss_kib(*args: str) -> int:
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        capture_output=True, text=True, env=clean_env(), timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+        check=True,
     )
     return int(done.stdout.split()[-1])
 

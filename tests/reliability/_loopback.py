@@ -49,9 +49,7 @@ class Loopback:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.received.append(
-            Received(request.method, request.path_qs, dict(request.headers), body)
-        )
+        self.received.append(Received(request.method, request.path_qs, dict(request.headers), body))
         return await self.handler(request)
 
 

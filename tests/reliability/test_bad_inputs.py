@@ -79,8 +79,7 @@ async def stack() -> AsyncIterator[Stack]:
 @pytest.fixture(autouse=True)
 def _no_cspark_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings come from the test alone, never from the developer's CSPARK_* variables."""
-    for name in ("BASE_URL", "API_KEY", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET",
-                 "OAUTH_PATH"):
+    for name in ("BASE_URL", "API_KEY", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET", "OAUTH_PATH"):
         monkeypatch.delenv(f"CSPARK_{name}", raising=False)
 
 
@@ -111,26 +110,54 @@ ClientFactory = Callable[[str], AsyncClient]
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        pytest.param(lambda url: AsyncClient(url, api_key="   "), "no credential: pass api_key=",
-                     id="blank-api-key"),
-        pytest.param(lambda url: AsyncClient(url, token=" Bearer "), "no credential",
-                     id="bearer-prefix-only"),
-        pytest.param(lambda url: AsyncClient(url, api_key="k", session="not-a-session"),  # type: ignore[arg-type]
-                     "session must be an aiohttp.ClientSession", id="session-not-a-session"),
-        pytest.param(lambda url: AsyncClient(url, api_key="k", timeout="30"),  # type: ignore[arg-type]
-                     "timeout must be a positive number of seconds", id="timeout-as-string"),
-        pytest.param(lambda url: AsyncClient(url, api_key="k", max_retries="3"),  # type: ignore[arg-type]
-                     "max_retries must be an integer >= 0", id="max-retries-as-string"),
-        pytest.param(lambda url: AsyncClient(url, api_key=12345),  # type: ignore[arg-type]
-                     "api_key must be a string", id="api-key-not-a-string"),
-        pytest.param(lambda url: AsyncClient(url, token=b"raw-token"),  # type: ignore[arg-type]
-                     "token must be a string", id="token-as-bytes"),
-        pytest.param(lambda url: AsyncClient(8080, api_key="k"),  # type: ignore[arg-type]
-                     "base_url must be", id="base-url-not-a-string"),
-        pytest.param(lambda url: AsyncClient(url.rsplit("/", 1)[0], tenant=7, api_key="k"),  # type: ignore[arg-type]
-                     "tenant must be", id="tenant-not-a-string"),
-        pytest.param(lambda url: AsyncClient(url, api_key="k", logger="debug"),  # type: ignore[arg-type]
-                     "logger must be", id="logger-not-a-logger"),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key="   "),
+            "no credential: pass api_key=",
+            id="blank-api-key",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, token=" Bearer "), "no credential", id="bearer-prefix-only"
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key="k", session="not-a-session"),  # type: ignore[arg-type]
+            "session must be an aiohttp.ClientSession",
+            id="session-not-a-session",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key="k", timeout="30"),  # type: ignore[arg-type]
+            "timeout must be a positive number of seconds",
+            id="timeout-as-string",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key="k", max_retries="3"),  # type: ignore[arg-type]
+            "max_retries must be an integer >= 0",
+            id="max-retries-as-string",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key=12345),  # type: ignore[arg-type]
+            "api_key must be a string",
+            id="api-key-not-a-string",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, token=b"raw-token"),  # type: ignore[arg-type]
+            "token must be a string",
+            id="token-as-bytes",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(8080, api_key="k"),  # type: ignore[arg-type]
+            "base_url must be",
+            id="base-url-not-a-string",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url.rsplit("/", 1)[0], tenant=7, api_key="k"),  # type: ignore[arg-type]
+            "tenant must be",
+            id="tenant-not-a-string",
+        ),
+        pytest.param(
+            lambda url: AsyncClient(url, api_key="k", logger="debug"),  # type: ignore[arg-type]
+            "logger must be",
+            id="logger-not-a-logger",
+        ),
     ],
 )
 async def test_client_settings_are_refused_before_any_request(
@@ -188,34 +215,46 @@ async def test_bad_service_uri_in_one_call_stream(stack: Stack, uri: Any, messag
 # nothing goes out (against aioresponses); these add the message, and the cases it lacks.
 
 PUSH_CASES = [
-    pytest.param({}, "takes exactly one of inputs=, data=, chunks= or raw=; got none",
-                 id="no-data-argument"),
+    pytest.param(
+        {}, "takes exactly one of inputs=, data=, chunks= or raw=; got none", id="no-data-argument"
+    ),
     pytest.param({"inputs": [{"n": 1}], "raw": "[]"}, "got inputs=, raw=", id="two-data-arguments"),
     pytest.param({"inputs": []}, "holds no records", id="empty-dataset"),
     pytest.param({"inputs": [["n"]]}, "holds no records", id="header-row-only"),
     pytest.param({"chunks": []}, "no chunks", id="empty-chunk-list"),
     pytest.param({"raw": '{"chunks": []}'}, "no chunks", id="raw-without-chunks"),
-    pytest.param({"inputs": "n=1"}, "inputs must be a list of records, got str",
-                 id="inputs-string"),
-    pytest.param({"inputs": {"n": 1}}, "inputs must be a list of records, got dict",
-                 id="inputs-one-dict"),
+    pytest.param(
+        {"inputs": "n=1"}, "inputs must be a list of records, got str", id="inputs-string"
+    ),
+    pytest.param(
+        {"inputs": {"n": 1}}, "inputs must be a list of records, got dict", id="inputs-one-dict"
+    ),
     pytest.param({"data": {"inputs": [{"n": 1}]}}, "data must be a ChunkData", id="data-a-dict"),
-    pytest.param({"chunks": [{"id": "c1"}]}, "chunks[0] must be a BatchChunk, got dict",
-                 id="chunk-a-dict"),
+    pytest.param(
+        {"chunks": [{"id": "c1"}]}, "chunks[0] must be a BatchChunk, got dict", id="chunk-a-dict"
+    ),
     pytest.param({"chunks": 5}, "chunks must be", id="chunks-an-int"),
     pytest.param({"raw": "{chunks: []}"}, "raw push data is not valid JSON", id="raw-not-json"),
-    pytest.param({"raw": '[{"id": "c1", "data": {"inputs": {}}}]'},
-                 "chunks[0].data.inputs must be an array", id="raw-inputs-not-array"),
-    pytest.param({"inputs": [{"n": 1}], "if_chunk_id_duplicated": "overwrite"},
-                 "if_chunk_id_duplicated must be one of replace, ignore, throw, got 'overwrite'",
-                 id="unknown-duplicate-policy"),
+    pytest.param(
+        {"raw": '[{"id": "c1", "data": {"inputs": {}}}]'},
+        "chunks[0].data.inputs must be an array",
+        id="raw-inputs-not-array",
+    ),
+    pytest.param(
+        {"inputs": [{"n": 1}], "if_chunk_id_duplicated": "overwrite"},
+        "if_chunk_id_duplicated must be one of replace, ignore, throw, got 'overwrite'",
+        id="unknown-duplicate-policy",
+    ),
     # Records the stream refuses: push() refuses them too, before sending.
     pytest.param({"inputs": [["n", "m"], [1, 2], [3]]}, "row 1", id="ragged-rows"),
     pytest.param({"inputs": [["n"], [1], {"n": 2}]}, "row 1", id="dict-after-header-row"),
     pytest.param({"inputs": [1, 2, 3]}, "record 0", id="records-not-dicts-or-lists"),
     pytest.param({"inputs": [[1, 2], [3, 4]]}, "header row", id="header-row-not-strings"),
-    pytest.param({"data": ChunkData(inputs=[{"n": 1}], parameters={"rate": math.nan})},
-                 "parameters", id="parameters-nan"),
+    pytest.param(
+        {"data": ChunkData(inputs=[{"n": 1}], parameters={"rate": math.nan})},
+        "parameters",
+        id="parameters-nan",
+    ),
 ]
 
 
@@ -261,25 +300,56 @@ async def test_push_refuses_values_json_cannot_encode(stack: Stack, value: Any, 
 # test_bad_records_fail_before_their_chunk_is_sent covers NaN at offset 2 end to end.
 
 RECORD_CASES = [
-    pytest.param([["n", "m"], [1, 2], [3]], {}, 1, "has 1 values but the header names 2",
-                 id="ragged-row"),
-    pytest.param([[1], [2]], {"headers": ["n", "m"]}, 0,
-                 "has 1 values but the header names 2", id="rows-narrower-than-headers"),
-    pytest.param([["n"], [1], {"n": 2}], {}, 1, "is a dict, but the stream has a header row",
-                 id="dict-after-header-row"),
-    pytest.param([{"n": 0}, {"n": 1}, [2]], {}, 2, "is a list, but the stream started with dicts",
-                 id="list-after-dicts"),
+    pytest.param(
+        [["n", "m"], [1, 2], [3]], {}, 1, "has 1 values but the header names 2", id="ragged-row"
+    ),
+    pytest.param(
+        [[1], [2]],
+        {"headers": ["n", "m"]},
+        0,
+        "has 1 values but the header names 2",
+        id="rows-narrower-than-headers",
+    ),
+    pytest.param(
+        [["n"], [1], {"n": 2}],
+        {},
+        1,
+        "is a dict, but the stream has a header row",
+        id="dict-after-header-row",
+    ),
+    pytest.param(
+        [{"n": 0}, {"n": 1}, [2]],
+        {},
+        2,
+        "is a list, but the stream started with dicts",
+        id="list-after-dicts",
+    ),
     pytest.param([{"n": 0}, None], {}, 1, "is a NoneType", id="none-record"),
     pytest.param([5, 6], {}, 0, "must be a dict, or a header row", id="scalar-records"),
     pytest.param(["n=1"], {}, 0, "got str", id="string-records"),
-    pytest.param([{"n": 0}, {"n": {"x": [math.inf]}}], {}, 1, "cannot be encoded as JSON: inf",
-                 id="nested-infinity"),
-    pytest.param([{"n": 0}, {"n": -math.inf}], {}, 1, "cannot be encoded as JSON: -inf",
-                 id="negative-infinity"),
+    pytest.param(
+        [{"n": 0}, {"n": {"x": [math.inf]}}],
+        {},
+        1,
+        "cannot be encoded as JSON: inf",
+        id="nested-infinity",
+    ),
+    pytest.param(
+        [{"n": 0}, {"n": -math.inf}],
+        {},
+        1,
+        "cannot be encoded as JSON: -inf",
+        id="negative-infinity",
+    ),
     pytest.param([{"n": 0}, {"n": b"\xff"}], {}, 1, ".decode() for bytes", id="bytes"),
     pytest.param([{"n": {1, 2}}], {}, 0, "list() for sets", id="set"),
-    pytest.param([{"n": 0}, {"n": dt.datetime(2026, 1, 31)}], {}, 1, ".isoformat() for dates",
-                 id="datetime-without-policy"),
+    pytest.param(
+        [{"n": 0}, {"n": dt.datetime(2026, 1, 31)}],
+        {},
+        1,
+        ".isoformat() for dates",
+        id="datetime-without-policy",
+    ),
     pytest.param([{"n": dt.date(2026, 1, 31)}], {}, 0, "date", id="date-without-policy"),
     pytest.param([{"n": decimal.Decimal("1.1")}], {}, 0, "Decimal", id="decimal"),
     pytest.param([["n"], [1], [math.nan]], {}, 1, "nan is not valid JSON", id="nan-in-a-row"),
@@ -303,10 +373,16 @@ async def test_bad_record_stops_the_stream_before_its_chunk_is_sent(
 @pytest.mark.parametrize(
     ("records", "message"),
     [
-        pytest.param([[1, 2], [3, 4]], "header row (first record) must be a list of column names",
-                     id="header-row-not-strings"),
-        pytest.param([["n", "n"], [1, 2]], "names a column twice: ['n', 'n']",
-                     id="header-row-duplicate-names"),
+        pytest.param(
+            [[1, 2], [3, 4]],
+            "header row (first record) must be a list of column names",
+            id="header-row-not-strings",
+        ),
+        pytest.param(
+            [["n", "n"], [1, 2]],
+            "names a column twice: ['n', 'n']",
+            id="header-row-duplicate-names",
+        ),
         pytest.param([[], [1]], "is empty: name at least one column", id="header-row-empty"),
     ],
 )
@@ -332,13 +408,21 @@ async def test_bad_record_in_a_later_chunk_only_earlier_chunks_go_out(stack: Sta
 
 
 async def test_one_record_bigger_than_the_input_buffer(stack: Stack) -> None:
-    # A 10 kB input buffer: chunks are capped at a quarter of it.
+    # A 10 kB input buffer: chunks are capped at a quarter of it, but one record may take a
+    # chunk to itself up to the whole buffer. A 5 kB record goes; a 12 kB one cannot.
     pipeline = await open_pipeline(stack, max_input_size=0.01)
-    records = [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3, "blob": "x" * 5000}]
+    fits = [{"n": 0}, {"n": 1, "blob": "x" * 5000}, {"n": 2}]
+    assert [r.records for r in await drain(pipeline.stream_outputs(fits, chunk_size=2))] == [
+        1,
+        1,
+        1,
+    ]
+    pipeline = await open_pipeline(stack, max_input_size=0.01)
+    records = [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3, "blob": "x" * 12_000}]
     with pytest.raises(sdk.SparkSdkError) as info:
         await drain(pipeline.stream_outputs(records, chunk_size=2))
     message = str(info.value)
-    assert "record at offset 3 takes 5" in message  # ~5 kB of JSON
+    assert "record at offset 3 takes 12" in message  # ~12 kB of JSON
     assert "the pipeline's input buffer limits it" in message
     assert "max_input_size" in message  # the fix
     assert stack.emu.engine.batch(pipeline.batch_id).records_submitted <= 2
@@ -346,8 +430,11 @@ async def test_one_record_bigger_than_the_input_buffer(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     "records",
-    [pytest.param(5, id="an-int"), pytest.param({"n": 1}, id="one-dict"),
-     pytest.param("n\n1\n2", id="csv-text")],
+    [
+        pytest.param(5, id="an-int"),
+        pytest.param({"n": 1}, id="one-dict"),
+        pytest.param("n\n1\n2", id="csv-text"),
+    ],
 )
 async def test_records_that_are_not_iterable_are_refused_at_the_call(
     stack: Stack, records: Any
@@ -375,8 +462,10 @@ async def test_empty_dataset_streams_nothing_and_is_not_an_error(
 
 @pytest.mark.parametrize(
     ("records", "expected"),
-    [pytest.param([], None, id="empty-dataset"),
-     pytest.param([7], "record at offset 0 must be a dict", id="first-record-invalid")],
+    [
+        pytest.param([], None, id="empty-dataset"),
+        pytest.param([7], "record at offset 0 must be a dict", id="first-record-invalid"),
+    ],
 )
 async def test_one_call_stream_creates_no_batch_without_a_valid_first_record(
     stack: Stack, records: list[Any], expected: str | None
@@ -397,36 +486,66 @@ async def test_one_call_stream_creates_no_batch_without_a_valid_first_record(
 # refuse them before it creates a batch.
 
 STREAM_OPTION_CASES = [
-    pytest.param({"chunk_size": -1}, "chunk_size must be a positive integer, got -1",
-                 id="chunk-size-negative"),
-    pytest.param({"chunk_size": "10"}, "chunk_size must be a positive integer, got '10'",
-                 id="chunk-size-string"),
-    pytest.param({"chunk_size": True}, "chunk_size must be a positive integer, got True",
-                 id="chunk-size-bool"),
-    pytest.param({"max_in_flight": 0}, "max_in_flight must be a positive integer, got 0",
-                 id="max-in-flight-zero"),
-    pytest.param({"max_in_flight": 2.5}, "max_in_flight must be a positive integer, got 2.5",
-                 id="max-in-flight-float"),
-    pytest.param({"max_chunk_bytes": 0}, "max_chunk_bytes must be a positive integer",
-                 id="max-chunk-bytes-zero"),
-    pytest.param({"max_chunk_bytes": 10}, "leaves no room for a record",
-                 id="max-chunk-bytes-tiny"),
-    pytest.param({"max_chunk_bytes": "1MB"}, "max_chunk_bytes must be a positive integer",
-                 id="max-chunk-bytes-string"),
+    pytest.param(
+        {"chunk_size": -1},
+        "chunk_size must be a positive integer, got -1",
+        id="chunk-size-negative",
+    ),
+    pytest.param(
+        {"chunk_size": "10"},
+        "chunk_size must be a positive integer, got '10'",
+        id="chunk-size-string",
+    ),
+    pytest.param(
+        {"chunk_size": True},
+        "chunk_size must be a positive integer, got True",
+        id="chunk-size-bool",
+    ),
+    pytest.param(
+        {"max_in_flight": 0},
+        "max_in_flight must be a positive integer, got 0",
+        id="max-in-flight-zero",
+    ),
+    pytest.param(
+        {"max_in_flight": 2.5},
+        "max_in_flight must be a positive integer, got 2.5",
+        id="max-in-flight-float",
+    ),
+    pytest.param(
+        {"max_chunk_bytes": 0},
+        "max_chunk_bytes must be a positive integer",
+        id="max-chunk-bytes-zero",
+    ),
+    pytest.param({"max_chunk_bytes": 10}, "leaves no room for a record", id="max-chunk-bytes-tiny"),
+    pytest.param(
+        {"max_chunk_bytes": "1MB"},
+        "max_chunk_bytes must be a positive integer",
+        id="max-chunk-bytes-string",
+    ),
     pytest.param({"headers": "n,m"}, "headers must be a list of column names", id="headers-string"),
-    pytest.param({"headers": ["n", 2]}, "headers must be a list of column names",
-                 id="headers-not-strings"),
+    pytest.param(
+        {"headers": ["n", 2]}, "headers must be a list of column names", id="headers-not-strings"
+    ),
     pytest.param({"headers": []}, "headers is empty", id="headers-empty"),
     pytest.param({"parameters": [1]}, "parameters must be a dict, got list", id="parameters-list"),
-    pytest.param({"parameters": {"rate": math.nan}}, "parameters cannot be encoded as JSON: nan",
-                 id="parameters-nan"),
+    pytest.param(
+        {"parameters": {"rate": math.nan}},
+        "parameters cannot be encoded as JSON: nan",
+        id="parameters-nan",
+    ),
     pytest.param({"summary": "SUM"}, "summary must be a dict, got str", id="summary-string"),
     pytest.param({"progress": 5}, "progress must be a callable", id="progress-not-callable"),
     pytest.param({"ordered": "yes"}, "ordered must be True or False", id="ordered-string"),
-    pytest.param({"create": {"max_workers": 5}}, "create= holds an option create() does not take",
-                 id="create-unknown-option"),
-    pytest.param({"create": {"min_runners": 0}}, "min_runners must be an integer >= 1",
-                 id="create-bad-option"),
+    pytest.param(
+        {"create": {"max_workers": 5}},
+        "create= holds an option create() does not take",
+        id="create-unknown-option",
+    ),
+    pytest.param(
+        {"create": {"min_runners": 0}},
+        "min_runners must be an integer >= 1",
+        id="create-bad-option",
+    ),
     pytest.param({"create": "max_runners=5"}, "create= must be", id="create-a-string"),
 ]
 
@@ -448,25 +567,48 @@ async def test_bad_stream_option_refused_before_any_batch(
 
 CREATE_CASES = [
     pytest.param({"min_runners": 0}, "min_runners must be an integer >= 1, got 0", id="min-zero"),
-    pytest.param({"max_runners": "10"}, "max_runners must be an integer >= 1, got '10'",
-                 id="max-string"),
+    pytest.param(
+        {"max_runners": "10"}, "max_runners must be an integer >= 1, got '10'", id="max-string"
+    ),
     pytest.param({"chunks_per_vm": 1.5}, "chunks_per_vm must be an integer >= 1", id="float"),
-    pytest.param({"min_runners": 20, "max_runners": 10}, "min_runners (20) exceeds max_runners "
-                 "(10)", id="min-above-max"),
-    pytest.param({"max_input_size": -1}, "max_input_size must be a positive number of megabytes",
-                 id="input-size-negative"),
-    pytest.param({"max_output_size": math.inf}, "max_output_size must be a positive number",
-                 id="output-size-infinite"),
-    pytest.param({"accuracy": 95}, "accuracy must be a number between 0.0 and 1.0, got 95",
-                 id="accuracy-as-percent"),
-    pytest.param({"active_since": 20260131}, "active_since must be a string or a datetime",
-                 id="active-since-int"),
-    pytest.param({"correlation_id": 5}, "correlation_id must be a string, got 5",
-                 id="correlation-id-int"),
-    pytest.param({"selected_outputs": ["premium", 1]},
-                 "selected_outputs must be a string or a list of strings", id="outputs-mixed"),
-    pytest.param({"subservices": 5}, "subservices must be a string or a list of strings",
-                 id="subservices-int"),
+    pytest.param(
+        {"min_runners": 20, "max_runners": 10},
+        "min_runners (20) exceeds max_runners (10)",
+        id="min-above-max",
+    ),
+    pytest.param(
+        {"max_input_size": -1},
+        "max_input_size must be a positive number of megabytes",
+        id="input-size-negative",
+    ),
+    pytest.param(
+        {"max_output_size": math.inf},
+        "max_output_size must be a positive number",
+        id="output-size-infinite",
+    ),
+    pytest.param(
+        {"accuracy": 95},
+        "accuracy must be a number between 0.0 and 1.0, got 95",
+        id="accuracy-as-percent",
+    ),
+    pytest.param(
+        {"active_since": 20260131},
+        "active_since must be a string or a datetime",
+        id="active-since-int",
+    ),
+    pytest.param(
+        {"correlation_id": 5}, "correlation_id must be a string, got 5", id="correlation-id-int"
+    ),
+    pytest.param(
+        {"selected_outputs": ["premium", 1]},
+        "selected_outputs must be a string or a list of strings",
+        id="outputs-mixed",
+    ),
+    pytest.param(
+        {"subservices": 5},
+        "subservices must be a string or a list of strings",
+        id="subservices-int",
+    ),
     pytest.param({"extras": "service=x"}, "extras must be", id="extras-string"),
 ]
 
@@ -484,9 +626,11 @@ async def test_bad_create_option_sends_nothing(
 
 @pytest.mark.parametrize(
     ("batch_id", "message"),
-    [pytest.param("", "a batch pipeline id is required, got ''", id="empty"),
-     pytest.param("   ", "a batch pipeline id is required", id="blank"),
-     pytest.param(None, "a batch pipeline id is required, got None", id="none")],
+    [
+        pytest.param("", "a batch pipeline id is required, got ''", id="empty"),
+        pytest.param("   ", "a batch pipeline id is required", id="blank"),
+        pytest.param(None, "a batch pipeline id is required, got None", id="none"),
+    ],
 )
 async def test_bad_batch_id_for_of(stack: Stack, batch_id: Any, message: str) -> None:
     with pytest.raises(sdk.SparkSdkError) as info:
@@ -667,8 +811,9 @@ def answer(status: int, body: str | bytes, content_type: str = "text/html") -> R
 
 async def cut_short(request: web.Request) -> web.StreamResponse:
     """Promises 1000 bytes of JSON, sends 24, and hangs up."""
-    response = web.StreamResponse(headers={"Content-Type": "application/json",
-                                           "Content-Length": "1000"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "Content-Length": "1000"}
+    )
     await response.prepare(request)
     await response.write(b'{"batch_status": "in_pro')
     assert request.transport is not None
@@ -699,31 +844,78 @@ def push(spark: AsyncClient) -> Awaitable[Any]:
 @pytest.mark.parametrize(
     ("handler", "call", "error_class", "fragments", "attempts"),
     [
-        pytest.param(answer(200, "OK", "text/plain"), describe, sdk.InvalidResponseError,
-                     ["200 InvalidResponseError", "expected JSON",
-                      "a body that is not JSON (text/plain"], 1, id="plain-text-200"),
-        pytest.param(answer(200, b"", "application/json"), describe, sdk.InvalidResponseError,
-                     ["expected JSON, got an empty body"], 1, id="empty-200"),
-        pytest.param(answer(200, '{"id": "b1", "data": {"sta', "application/json"), create,
-                     sdk.InvalidResponseError, ["expected JSON", "(application/json)"], 1,
-                     id="truncated-json-200"),
-        pytest.param(cut_short, describe, sdk.SparkConnectionError,
-                     ["Response payload is not completed", "attempt 3"], 3,
-                     id="body-cut-short"),
-        pytest.param(answer(200, PROXY_LOGIN), describe, sdk.InvalidResponseError,
-                     ["expected JSON", "(text/html"], 1, id="proxy-login-page-200"),
-        pytest.param(answer(403, PROXY_DENIED), create, sdk.ForbiddenError,
-                     ["403 ForbiddenError: POST", "Access denied by proxy policy"], 1,
-                     id="proxy-403-html"),
-        pytest.param(answer(503, PROXY_DOWN), describe, sdk.ServiceUnavailableError,
-                     ["503 Service Temporarily Unavailable", "after 3 attempts"], 3,
-                     id="proxy-503-html-retried"),
-        pytest.param(answer(413, NGINX_413), push, sdk.UnknownApiError,
-                     ["413 UnknownApiError: POST", "413 Request Entity Too Large"], 1,
-                     id="proxy-413-html-not-retried"),
-        pytest.param(answer(500, "<html>" + "<p>stack trace</p>" * 2000 + "</html>"), describe,
-                     sdk.InternalServerError, ["500 InternalServerError", "..."], 3,
-                     id="huge-html-500-excerpted"),
+        pytest.param(
+            answer(200, "OK", "text/plain"),
+            describe,
+            sdk.InvalidResponseError,
+            ["200 InvalidResponseError", "expected JSON", "a body that is not JSON (text/plain"],
+            1,
+            id="plain-text-200",
+        ),
+        pytest.param(
+            answer(200, b"", "application/json"),
+            describe,
+            sdk.InvalidResponseError,
+            ["expected JSON, got an empty body"],
+            1,
+            id="empty-200",
+        ),
+        pytest.param(
+            answer(200, '{"id": "b1", "data": {"sta', "application/json"),
+            create,
+            sdk.InvalidResponseError,
+            ["expected JSON", "(application/json)"],
+            1,
+            id="truncated-json-200",
+        ),
+        pytest.param(
+            cut_short,
+            describe,
+            sdk.SparkConnectionError,
+            ["Response payload is not completed", "attempt 3"],
+            3,
+            id="body-cut-short",
+        ),
+        pytest.param(
+            answer(200, PROXY_LOGIN),
+            describe,
+            sdk.InvalidResponseError,
+            ["expected JSON", "(text/html"],
+            1,
+            id="proxy-login-page-200",
+        ),
+        pytest.param(
+            answer(403, PROXY_DENIED),
+            create,
+            sdk.ForbiddenError,
+            ["403 ForbiddenError: POST", "Access denied by proxy policy"],
+            1,
+            id="proxy-403-html",
+        ),
+        pytest.param(
+            answer(503, PROXY_DOWN),
+            describe,
+            sdk.ServiceUnavailableError,
+            ["503 Service Temporarily Unavailable", "after 3 attempts"],
+            3,
+            id="proxy-503-html-retried",
+        ),
+        pytest.param(
+            answer(413, NGINX_413),
+            push,
+            sdk.UnknownApiError,
+            ["413 UnknownApiError: POST", "413 Request Entity Too Large"],
+            1,
+            id="proxy-413-html-not-retried",
+        ),
+        pytest.param(
+            answer(500, "<html>" + "<p>stack trace</p>" * 2000 + "</html>"),
+            describe,
+            sdk.InternalServerError,
+            ["500 InternalServerError", "..."],
+            3,
+            id="huge-html-500-excerpted",
+        ),
     ],
 )
 async def test_unusable_server_replies(
@@ -780,10 +972,14 @@ class FakeSpark:
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         endpoint = (
-            "create" if request.method == "POST" and path.endswith("/batch")
-            else "push" if path.endswith("/chunks")
-            else "pull" if path.endswith("/chunkresults")
-            else "patch" if request.method == "PATCH"
+            "create"
+            if request.method == "POST" and path.endswith("/batch")
+            else "push"
+            if path.endswith("/chunks")
+            else "pull"
+            if path.endswith("/chunkresults")
+            else "patch"
+            if request.method == "PATCH"
             else "info"
         )
         if endpoint == self.broken:
@@ -794,35 +990,58 @@ class FakeSpark:
             return web.json_response({"batch_status": "in_progress"})
         if endpoint == "pull":
             return web.json_response({"data": [], "status": {"batch_status": "in_progress"}})
-        return web.json_response({"object": "batch", "id": "b1",
-                                  "data": {"batch_status": "cancelled"}})
+        return web.json_response(
+            {"object": "batch", "id": "b1", "data": {"batch_status": "cancelled"}}
+        )
 
 
 @pytest.mark.parametrize(
     ("broken", "reply", "error_class", "fragment"),
     [
-        pytest.param("push", answer(200, PROXY_LOGIN), sdk.InvalidResponseError,
-                     "expected JSON", id="push-answered-by-a-login-page"),
-        pytest.param("pull", answer(200, orjson.dumps({"data": "none", "status": {}}),
-                                    "application/json"),
-                     sdk.InvalidResponseError, "'data' is not a list of chunk results",
-                     id="pull-data-not-a-list"),
-        pytest.param("pull", answer(200, b"[]", "application/json"), sdk.InvalidResponseError,
-                     "expected {data, status}, got list", id="pull-answer-not-an-object"),
-        pytest.param("create", answer(200, b'{"object": "batch"}', "application/json"),
-                     sdk.InvalidResponseError, "id", id="create-answer-without-an-id"),
+        pytest.param(
+            "push",
+            answer(200, PROXY_LOGIN),
+            sdk.InvalidResponseError,
+            "expected JSON",
+            id="push-answered-by-a-login-page",
+        ),
+        pytest.param(
+            "pull",
+            answer(200, orjson.dumps({"data": "none", "status": {}}), "application/json"),
+            sdk.InvalidResponseError,
+            "'data' is not a list of chunk results",
+            id="pull-data-not-a-list",
+        ),
+        pytest.param(
+            "pull",
+            answer(200, b"[]", "application/json"),
+            sdk.InvalidResponseError,
+            "expected {data, status}, got list",
+            id="pull-answer-not-an-object",
+        ),
+        pytest.param(
+            "create",
+            answer(200, b'{"object": "batch"}', "application/json"),
+            sdk.InvalidResponseError,
+            "id",
+            id="create-answer-without-an-id",
+        ),
     ],
 )
 async def test_unusable_replies_end_a_stream_with_a_clear_error(
     broken: str, reply: Respond, error_class: type[sdk.SparkError], fragment: str
 ) -> None:
     server: Loopback
-    async with loopback(FakeSpark(broken, reply)) as server, traced_client(
-        server.base_url()
-    ) as (spark, _log):
+    async with (
+        loopback(FakeSpark(broken, reply)) as server,
+        traced_client(server.base_url()) as (spark, _log),
+    ):
         with pytest.raises(error_class) as info:
-            await drain(spark.batches.stream_outputs(SERVICE, [{"n": 1}], max_in_flight=2,
-                                                     max_chunk_bytes=4096))
+            await drain(
+                spark.batches.stream_outputs(
+                    SERVICE, [{"n": 1}], max_in_flight=2, max_chunk_bytes=4096
+                )
+            )
     assert fragment in str(info.value)
     sent = [r.method for r in server.received]
     assert sent.count("POST") <= 2  # one create, at most one push: never retried in a loop

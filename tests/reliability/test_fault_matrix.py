@@ -73,7 +73,7 @@ CASES = [
     Case(
         "lost push answers (applied, then reset)",
         faults(reset_after=0.15, endpoints={"push"}),
-        shows="duplicates_dropped",
+        shows="chunks_retried",
     ),
     Case(
         "lost pull answers (applied, then reset)",

@@ -120,8 +120,9 @@ async def _run_flows() -> None:
         async with AsyncClient(emu.base_url, api_key="open"):
             pass
         port = emu.port
-    async with AsyncClient(f"http://127.0.0.1:{port}/emulator", api_key="open",
-                           max_retries=1, retry_interval=0.001) as gone:
+    async with AsyncClient(
+        f"http://127.0.0.1:{port}/emulator", api_key="open", max_retries=1, retry_interval=0.001
+    ) as gone:
         with pytest.raises(sdk.SparkConnectionError):
             await gone.batches.describe()
 

@@ -60,8 +60,7 @@ class Credential:
 
 
 CREDENTIALS = [
-    pytest.param(Credential({"api_key": API_KEY}, {"api_key": API_KEY}, (API_KEY,)),
-                 id="api-key"),
+    pytest.param(Credential({"api_key": API_KEY}, {"api_key": API_KEY}, (API_KEY,)), id="api-key"),
     pytest.param(Credential({"token": BEARER}, {"token": BEARER}, (BEARER,)), id="bearer-token"),
     pytest.param(
         Credential(
@@ -95,8 +94,7 @@ def error_texts(error: BaseException) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _no_cspark_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BASE_URL", "API_KEY", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET",
-                 "OAUTH_PATH"):
+    for name in ("BASE_URL", "API_KEY", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET", "OAUTH_PATH"):
         monkeypatch.delenv(f"CSPARK_{name}", raising=False)
 
 
@@ -110,13 +108,19 @@ async def test_no_secret_in_logs_reprs_or_errors_across_real_flows(
     """Every verb, a stream, retries after injected faults, a 404, a 401 and a connection error,
     with every logger at DEBUG."""
     caplog.set_level(logging.DEBUG)  # the root logger: the SDK's, the emulator's, aiohttp's
-    faults = Faults(seed=11, server_error=0.15, rate_limit=0.1, reset_before=0.05,
-                    endpoints={"describe", "create", "info", "status", "push", "pull"})
+    faults = Faults(
+        seed=11,
+        server_error=0.15,
+        rate_limit=0.1,
+        reset_before=0.05,
+        endpoints={"describe", "create", "info", "status", "push", "pull"},
+    )
     secrets = list(cred.secrets)
     texts: list[str] = []
     async with Emulator(workers=2, faults=faults, **cred.emulator) as emu:
-        async with AsyncClient(emu.base_url, max_retries=8, retry_interval=0.001,
-                               **cred.client) as spark:
+        async with AsyncClient(
+            emu.base_url, max_retries=8, retry_interval=0.001, **cred.client
+        ) as spark:
             await spark.batches.describe()
             created = await spark.batches.create(SERVICE)
             pipeline = spark.batches.of(created.data["id"])
@@ -129,8 +133,9 @@ async def test_no_secret_in_logs_reprs_or_errors_across_real_flows(
             else:
                 pytest.fail("the pushed records never came back")
             await pipeline.cancel()
-            stream = spark.batches.stream_outputs(SERVICE, [{"n": n} for n in range(100)],
-                                                  chunk_size=10)
+            stream = spark.batches.stream_outputs(
+                SERVICE, [{"n": n} for n in range(100)], chunk_size=10
+            )
             async with stream:
                 assert sum([r.records async for r in stream]) == 100
             with pytest.raises(sdk.NotFoundError) as not_found:
@@ -145,21 +150,36 @@ async def test_no_secret_in_logs_reprs_or_errors_across_real_flows(
                 assert auth.token is not None
                 assert auth.token != first
                 secrets.append(auth.token)
-            texts += [repr(spark), repr(spark.options), str(spark.options), repr(auth),
-                      repr(pipeline), repr(stream), repr(created), repr(pushed), repr(status),
-                      repr(emu), *error_texts(not_found.value)]
+            texts += [
+                repr(spark),
+                repr(spark.options),
+                str(spark.options),
+                repr(auth),
+                repr(pipeline),
+                repr(stream),
+                repr(created),
+                repr(pushed),
+                repr(status),
+                repr(emu),
+                *error_texts(not_found.value),
+            ]
         # A wrong credential: a 401 from the emulator.
-        wrong = {"api_key": WRONG_KEY} if "api_key" in cred.client else {
-            "token": WRONG_KEY} if "token" in cred.client else {
-            "oauth": {"client_id": CLIENT_ID, "client_secret": WRONG_KEY}}
+        wrong = (
+            {"api_key": WRONG_KEY}
+            if "api_key" in cred.client
+            else {"token": WRONG_KEY}
+            if "token" in cred.client
+            else {"oauth": {"client_id": CLIENT_ID, "client_secret": WRONG_KEY}}
+        )
         async with AsyncClient(emu.base_url, max_retries=0, **wrong) as rejected:
             with pytest.raises(sdk.UnauthorizedError) as unauthorized:
                 await rejected.batches.describe()
         texts += error_texts(unauthorized.value)
         port = emu.port
     # A connection error: the same credential, nobody listening any more.
-    async with AsyncClient(f"http://127.0.0.1:{port}/emulator", max_retries=1,
-                           retry_interval=0.001, **cred.client) as gone:
+    async with AsyncClient(
+        f"http://127.0.0.1:{port}/emulator", max_retries=1, retry_interval=0.001, **cred.client
+    ) as gone:
         with pytest.raises(sdk.SparkConnectionError) as refused:
             await gone.batches.describe()
     texts += error_texts(refused.value)
@@ -181,8 +201,9 @@ async def test_no_secret_in_a_timeout_error() -> None:
 
     async with loopback(stalls) as server:
         try:
-            async with AsyncClient(server.base_url(), api_key=API_KEY, timeout=0.1,
-                                   max_retries=0) as spark:
+            async with AsyncClient(
+                server.base_url(), api_key=API_KEY, timeout=0.1, max_retries=0
+            ) as spark:
                 with pytest.raises(sdk.SparkTimeoutError) as info:
                     await spark.batches.describe()
         finally:
@@ -194,20 +215,37 @@ async def test_no_secret_in_a_timeout_error() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        pytest.param(lambda tmp: ClientOptions.from_env(
-            "http://127.0.0.1:9/t", environ={"CSPARK_API_KEY": API_KEY}), id="api-key-from-env"),
-        pytest.param(lambda tmp: ClientOptions.from_env(
-            "http://127.0.0.1:9/t", environ={"CSPARK_BEARER_TOKEN": f"Bearer {BEARER}"}),
-            id="token-from-env"),
-        pytest.param(lambda tmp: ClientOptions.from_env(
-            "http://127.0.0.1:9/t", environ={"CSPARK_CLIENT_ID": CLIENT_ID,
-                                              "CSPARK_CLIENT_SECRET": CLIENT_SECRET}),
-            id="oauth-from-env"),
-        pytest.param(lambda tmp: ClientOptions.from_env(
-            "http://127.0.0.1:9/t", oauth=oauth_file(tmp), environ={}), id="oauth-from-file"),
-        pytest.param(lambda tmp: ClientOptions.from_env(
-            f"http://user:{API_KEY}@127.0.0.1:9/t", token=BEARER, environ={}),
-            id="password-in-the-url"),
+        pytest.param(
+            lambda tmp: ClientOptions.from_env(
+                "http://127.0.0.1:9/t", environ={"CSPARK_API_KEY": API_KEY}
+            ),
+            id="api-key-from-env",
+        ),
+        pytest.param(
+            lambda tmp: ClientOptions.from_env(
+                "http://127.0.0.1:9/t", environ={"CSPARK_BEARER_TOKEN": f"Bearer {BEARER}"}
+            ),
+            id="token-from-env",
+        ),
+        pytest.param(
+            lambda tmp: ClientOptions.from_env(
+                "http://127.0.0.1:9/t",
+                environ={"CSPARK_CLIENT_ID": CLIENT_ID, "CSPARK_CLIENT_SECRET": CLIENT_SECRET},
+            ),
+            id="oauth-from-env",
+        ),
+        pytest.param(
+            lambda tmp: ClientOptions.from_env(
+                "http://127.0.0.1:9/t", oauth=oauth_file(tmp), environ={}
+            ),
+            id="oauth-from-file",
+        ),
+        pytest.param(
+            lambda tmp: ClientOptions.from_env(
+                f"http://user:{API_KEY}@127.0.0.1:9/t", token=BEARER, environ={}
+            ),
+            id="password-in-the-url",
+        ),
     ],
 )
 def test_no_secret_in_str_or_repr_of_config(
@@ -217,8 +255,15 @@ def test_no_secret_in_str_or_repr_of_config(
     these are the other ways a secret gets into a configuration."""
     resolved = options(tmp_path)
     client = AsyncClient.from_options(resolved)
-    texts = [str(resolved), repr(resolved), repr(resolved.base_url), resolved.base_url.full,
-             repr(resolved.oauth), repr(client), repr(client._http.auth)]
+    texts = [
+        str(resolved),
+        repr(resolved),
+        repr(resolved.base_url),
+        resolved.base_url.full,
+        repr(resolved.oauth),
+        repr(client),
+        repr(client._http.auth),
+    ]
     assert_clean(texts, [API_KEY, BEARER, CLIENT_SECRET])
 
 
@@ -243,8 +288,9 @@ def echo(status: int, content_type: str) -> Callable[[web.Request], Awaitable[we
             return web.json_response(
                 {"error": {"code": "ECHO", "message": received}}, status=status
             )
-        return web.Response(status=status, text=f"<html><body>{received}</body></html>",
-                            content_type=content_type)
+        return web.Response(
+            status=status, text=f"<html><body>{received}</body></html>", content_type=content_type
+        )
 
     return handler
 
@@ -279,8 +325,9 @@ async def test_no_secret_in_errors_when_the_server_echoes_it(
 async def test_no_client_secret_in_errors_when_the_token_endpoint_echoes_it() -> None:
     async def token_rejects(request: web.Request) -> web.Response:
         form = await request.text()
-        return web.Response(status=401, text=f"<html>bad client: {form}</html>",
-                            content_type="text/html")
+        return web.Response(
+            status=401, text=f"<html>bad client: {form}</html>", content_type="text/html"
+        )
 
     oauth = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     async with (
@@ -341,10 +388,26 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -368,8 +431,9 @@ async def test_a_self_signed_server_is_refused_before_any_credential_is_sent(
     try:
         await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self_signed).start()
         port = runner.addresses[0][1]
-        async with AsyncClient(f"https://127.0.0.1:{port}/tenant", max_retries=0,
-                               **cred.client) as spark:
+        async with AsyncClient(
+            f"https://127.0.0.1:{port}/tenant", max_retries=0, **cred.client
+        ) as spark:
             with pytest.raises(sdk.SparkConnectionError) as info:
                 await spark.batches.describe()
     finally:
@@ -407,8 +471,9 @@ Call = Callable[[AsyncClient], Awaitable[Any]]
 
 
 async def push_via_stream(spark: AsyncClient) -> None:
-    stream = spark.batches.of("b1").stream_outputs([{"n": 1}], max_in_flight=1,
-                                                    max_chunk_bytes=4096)
+    stream = spark.batches.of("b1").stream_outputs(
+        [{"n": 1}], max_in_flight=1, max_chunk_bytes=4096
+    )
     async with stream:
         async for _ in stream:
             pass
@@ -417,8 +482,9 @@ async def push_via_stream(spark: AsyncClient) -> None:
 CALLS = [
     pytest.param(302, lambda spark: spark.batches.describe(), id="302-get"),
     pytest.param(307, lambda spark: spark.batches.create(SERVICE), id="307-post-create"),
-    pytest.param(308, lambda spark: spark.batches.of("b1").push(inputs=[{"n": 1}]),
-                 id="308-post-push"),
+    pytest.param(
+        308, lambda spark: spark.batches.of("b1").push(inputs=[{"n": 1}]), id="308-post-push"
+    ),
     pytest.param(301, lambda spark: spark.batches.of("b1").cancel(), id="301-patch"),
     pytest.param(307, push_via_stream, id="307-push-in-a-stream"),
 ]
@@ -432,8 +498,9 @@ async def test_a_redirect_to_another_host_is_not_followed(
 ) -> None:
     async with redirecting(status, "/api/") as (origin, other):
         if own_session:
-            spark = AsyncClient(origin.base_url(), max_retries=2, retry_interval=0.001,
-                                **cred.client)
+            spark = AsyncClient(
+                origin.base_url(), max_retries=2, retry_interval=0.001, **cred.client
+            )
             async with spark:
                 with pytest.raises(sdk.SparkApiError) as info:
                     await call(spark)

@@ -125,12 +125,21 @@ def test_chunk_wire_form_round_trips_and_leaves_the_chunk_alone() -> None:
     [
         pytest.param(ChunkData(inputs=[["a", "b"], [1]]), "c1: row 0 has 1 values", id="ragged"),
         pytest.param(ChunkData(inputs=[{"a": 1}, [1]]), "c1: record 1 is a list", id="mixed"),
-        pytest.param(ChunkData(inputs=[{"a": float("inf")}]),
-                     "c1: record 0 cannot be encoded as JSON: inf", id="infinity"),
-        pytest.param(ChunkData(inputs=[{"a": 1}], parameters={"r": float("nan")}),
-                     "c1: parameters cannot be encoded as JSON: nan", id="nan-parameter"),
-        pytest.param(ChunkData(inputs=[{"a": 1}], summary="SUM"),  # type: ignore[arg-type]
-                     "c1: summary must be a dict", id="summary-not-a-dict"),
+        pytest.param(
+            ChunkData(inputs=[{"a": float("inf")}]),
+            "c1: record 0 cannot be encoded as JSON: inf",
+            id="infinity",
+        ),
+        pytest.param(
+            ChunkData(inputs=[{"a": 1}], parameters={"r": float("nan")}),
+            "c1: parameters cannot be encoded as JSON: nan",
+            id="nan-parameter",
+        ),
+        pytest.param(
+            ChunkData(inputs=[{"a": 1}], summary="SUM"),  # type: ignore[arg-type]
+            "c1: summary must be a dict",
+            id="summary-not-a-dict",
+        ),
     ],
 )
 def test_encode_chunk_refuses_what_the_stream_refuses(data: ChunkData, message: str) -> None:
@@ -153,7 +162,8 @@ def test_encode_chunk_refuses_what_the_stream_refuses(data: ChunkData, message: 
         pytest.param({"dataset": [["a", 1], [1, 2]]}, "header row", id="bad-header"),
         pytest.param({"dataset": [[], [1]]}, "header row", id="empty-header"),
         pytest.param(
-            {"dataset": [{"a": 1}, [1]]}, "record 1 is a list, but the dataset started with dicts",
+            {"dataset": [{"a": 1}, [1]]},
+            "record 1 is a list, but the dataset started with dicts",
             id="mixed",
         ),
         pytest.param(

@@ -18,21 +18,49 @@ SECRET = "client-secret-789"
 @pytest.mark.parametrize(
     ("kwargs", "origin", "tenant"),
     [
-        pytest.param({"url": "http://127.0.0.1:8080/emulator"}, "http://127.0.0.1:8080", "emulator",
-                     id="emulator"),
+        pytest.param(
+            {"url": "http://127.0.0.1:8080/emulator"},
+            "http://127.0.0.1:8080",
+            "emulator",
+            id="emulator",
+        ),
         pytest.param({"url": "http://localhost:9/t/"}, "http://localhost:9", "t", id="slash"),
-        pytest.param({"url": "https://excel.uat.us.coherent.global/My-Tenant"},
-                     "https://excel.uat.us.coherent.global", "My-Tenant", id="url-tenant-kept"),
-        pytest.param({"url": "https://spark.UAT.us.coherent.global/t"},
-                     "https://excel.uat.us.coherent.global", "t", id="label-swapped-env-lowered"),
-        pytest.param({"url": "https://utility.sit.coherent.global/t"},
-                     "https://utility.sit.coherent.global", "t", id="known-label-kept"),
-        pytest.param({"url": "https://proxy.example.com", "tenant": "t"},
-                     "https://proxy.example.com", "t", id="tenant-argument"),
-        pytest.param({"url": "https://proxy.example.com/t", "tenant": "T"},
-                     "https://proxy.example.com", "t", id="same-tenant-any-case"),
-        pytest.param({"env": "UAT.us", "tenant": "My-Tenant"},
-                     "https://excel.uat.us.coherent.global", "my-tenant", id="env+tenant"),
+        pytest.param(
+            {"url": "https://excel.uat.us.coherent.global/My-Tenant"},
+            "https://excel.uat.us.coherent.global",
+            "My-Tenant",
+            id="url-tenant-kept",
+        ),
+        pytest.param(
+            {"url": "https://spark.UAT.us.coherent.global/t"},
+            "https://excel.uat.us.coherent.global",
+            "t",
+            id="label-swapped-env-lowered",
+        ),
+        pytest.param(
+            {"url": "https://utility.sit.coherent.global/t"},
+            "https://utility.sit.coherent.global",
+            "t",
+            id="known-label-kept",
+        ),
+        pytest.param(
+            {"url": "https://proxy.example.com", "tenant": "t"},
+            "https://proxy.example.com",
+            "t",
+            id="tenant-argument",
+        ),
+        pytest.param(
+            {"url": "https://proxy.example.com/t", "tenant": "T"},
+            "https://proxy.example.com",
+            "t",
+            id="same-tenant-any-case",
+        ),
+        pytest.param(
+            {"env": "UAT.us", "tenant": "My-Tenant"},
+            "https://excel.uat.us.coherent.global",
+            "my-tenant",
+            id="env+tenant",
+        ),
     ],
 )
 def test_base_url_resolution(kwargs: dict[str, Any], origin: str, tenant: str) -> None:
@@ -69,12 +97,16 @@ def test_api_paths_are_encoded() -> None:
 @pytest.mark.parametrize(
     ("origin", "expected"),
     [
-        pytest.param("https://excel.uat.us.coherent.global",
-                     "https://keycloak.uat.us.coherent.global/auth/realms/t/protocol/openid-connect/token",
-                     id="coherent"),
-        pytest.param("http://127.0.0.1:8080",
-                     "http://127.0.0.1:8080/auth/realms/t/protocol/openid-connect/token",
-                     id="same-host"),
+        pytest.param(
+            "https://excel.uat.us.coherent.global",
+            "https://keycloak.uat.us.coherent.global/auth/realms/t/protocol/openid-connect/token",
+            id="coherent",
+        ),
+        pytest.param(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/auth/realms/t/protocol/openid-connect/token",
+            id="same-host",
+        ),
     ],
 )
 def test_oauth_token_url(origin: str, expected: str) -> None:
@@ -92,8 +124,12 @@ def test_env_supplies_url_and_key() -> None:
 
 
 def test_arguments_beat_the_environment() -> None:
-    environ = {"CSPARK_BASE_URL": "http://other:2/x", "CSPARK_API_KEY": "env-key",
-               "CSPARK_CLIENT_ID": "id", "CSPARK_CLIENT_SECRET": SECRET}
+    environ = {
+        "CSPARK_BASE_URL": "http://other:2/x",
+        "CSPARK_API_KEY": "env-key",
+        "CSPARK_CLIENT_ID": "id",
+        "CSPARK_CLIENT_SECRET": SECRET,
+    }
     options = ClientOptions.from_env(URL, token=TOKEN, environ=environ)
     assert options.base_url.full == URL
     # An explicit credential means no credential variable is read at all.
@@ -104,10 +140,15 @@ def test_arguments_beat_the_environment() -> None:
 def test_env_oauth_precedence(tmp_path: Path) -> None:
     path = tmp_path / "oauth.json"
     path.write_text(json.dumps({"client_id": "from-file", "client_secret": SECRET}))
-    both = ClientOptions.from_env(URL, environ={
-        "CSPARK_CLIENT_ID": "from-env", "CSPARK_CLIENT_SECRET": SECRET,
-        "CSPARK_OAUTH_PATH": str(path), "CSPARK_API_KEY": KEY,
-    })
+    both = ClientOptions.from_env(
+        URL,
+        environ={
+            "CSPARK_CLIENT_ID": "from-env",
+            "CSPARK_CLIENT_SECRET": SECRET,
+            "CSPARK_OAUTH_PATH": str(path),
+            "CSPARK_API_KEY": KEY,
+        },
+    )
     assert both.oauth == OAuthCredentials("from-env", SECRET)
     assert both.auth_kind == "oauth"  # OAuth wins over the API key
     file_only = ClientOptions.from_env(URL, environ={"CSPARK_OAUTH_PATH": str(path)})
@@ -151,8 +192,14 @@ def test_open_sends_nothing_but_counts_as_a_credential() -> None:
 def test_missing_credential_names_arguments_and_variables() -> None:
     with pytest.raises(SparkSdkError) as info:
         ClientOptions.from_env(URL, environ={})
-    for name in ("api_key=", "CSPARK_API_KEY", "CSPARK_BEARER_TOKEN", "CSPARK_CLIENT_ID",
-                 "CSPARK_OAUTH_PATH", "'open'"):
+    for name in (
+        "api_key=",
+        "CSPARK_API_KEY",
+        "CSPARK_BEARER_TOKEN",
+        "CSPARK_CLIENT_ID",
+        "CSPARK_OAUTH_PATH",
+        "'open'",
+    ):
         assert name in str(info.value)
 
 
@@ -166,8 +213,9 @@ def test_client_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_max_retries_zero_is_kept() -> None:
-    options = ClientOptions.from_env(URL, api_key=KEY, max_retries=0, retry_interval=0.5,
-                                     timeout=1.5, environ={})
+    options = ClientOptions.from_env(
+        URL, api_key=KEY, max_retries=0, retry_interval=0.5, timeout=1.5, environ={}
+    )
     assert (options.max_retries, options.retry_interval, options.timeout) == (0, 0.5, 1.5)
     assert ClientOptions.from_env(URL, api_key=KEY, timeout=None, environ={}).timeout is None
 
@@ -175,9 +223,14 @@ def test_max_retries_zero_is_kept() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"max_retries": -1}, {"max_retries": 1.5}, {"max_retries": True},
-        {"timeout": 0}, {"timeout": -1}, {"timeout": float("inf")},
-        {"retry_interval": -0.1}, {"retry_interval": float("nan")},
+        {"max_retries": -1},
+        {"max_retries": 1.5},
+        {"max_retries": True},
+        {"timeout": 0},
+        {"timeout": -1},
+        {"timeout": float("inf")},
+        {"retry_interval": -0.1},
+        {"retry_interval": float("nan")},
     ],
 )
 def test_invalid_numbers(kwargs: dict[str, Any]) -> None:

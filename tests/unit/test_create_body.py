@@ -101,8 +101,11 @@ def test_every_keyword() -> None:
     [
         pytest.param("service/abc", {"service": "abc"}, id="service-id"),
         pytest.param("version/v1", {"version_id": "v1"}, id="version-id-only"),
-        pytest.param(UriParams(folder="f", service="s", version_id="v1"),
-                     {"service": "f/s", "version_id": "v1"}, id="both"),
+        pytest.param(
+            UriParams(folder="f", service="s", version_id="v1"),
+            {"service": "f/s", "version_id": "v1"},
+            id="both",
+        ),
     ],
 )
 def test_service_locators(uri: Any, expected: dict[str, Any]) -> None:

@@ -32,8 +32,12 @@ SECRET = "sk-very-secret-key"
 )
 def test_status_map_keeps_every_status(status: int, cls: type[sdk.SparkApiError]) -> None:
     error = make_status_error(
-        status=status, method="GET", url="http://h/t/api/v4/batch/x", request_id="rid",
-        body=b"", headers={},
+        status=status,
+        method="GET",
+        url="http://h/t/api/v4/batch/x",
+        request_id="rid",
+        body=b"",
+        headers={},
     )
     assert type(error) is cls
     assert error.status == status  # the official SDK loses it for unmapped statuses
@@ -52,10 +56,19 @@ def test_tree() -> None:
 
 
 def test_json_error_body_is_parsed() -> None:
-    body = (b'{"status": 404, "error": {"code": "BATCH_NOT_FOUND", "message": "batch x not found"},'
-            b' "request_id": "rid"}')
-    error = make_status_error(status=404, method="GET", url="http://h/t/api/v4/batch/x",
-                              request_id="rid", body=body, headers={"x": "y"}, attempts=1)
+    body = (
+        b'{"status": 404, "error": {"code": "BATCH_NOT_FOUND", "message": "batch x not found"},'
+        b' "request_id": "rid"}'
+    )
+    error = make_status_error(
+        status=404,
+        method="GET",
+        url="http://h/t/api/v4/batch/x",
+        request_id="rid",
+        body=body,
+        headers={"x": "y"},
+        attempts=1,
+    )
     assert (error.error_code, error.error_message) == ("BATCH_NOT_FOUND", "batch x not found")
     assert error.method == "GET"
     assert error.url == "http://h/t/api/v4/batch/x"
@@ -79,15 +92,22 @@ def test_json_error_body_is_parsed() -> None:
     ],
 )
 def test_lenient_error_bodies(body: bytes, code: str | None, message: str | None) -> None:
-    error = make_status_error(status=502, method="POST", url="u", request_id=None, body=body,
-                              headers={})
+    error = make_status_error(
+        status=502, method="POST", url="u", request_id=None, body=body, headers={}
+    )
     assert (error.error_code, error.error_message) == (code, message)
 
 
 def test_non_json_body_excerpt_in_message() -> None:
-    error = make_status_error(status=502, method="GET", url="u", request_id="r",
-                              body=b"<html>\n  <h1>Bad   Gateway</h1></html>" + b"x" * 500,
-                              headers={}, attempts=3)
+    error = make_status_error(
+        status=502,
+        method="GET",
+        url="u",
+        request_id="r",
+        body=b"<html>\n  <h1>Bad   Gateway</h1></html>" + b"x" * 500,
+        headers={},
+        attempts=3,
+    )
     text = str(error)
     assert "<html> <h1>Bad Gateway</h1>" in text
     assert text.endswith("... after 3 attempts (request_id=r)")
@@ -96,8 +116,15 @@ def test_non_json_body_excerpt_in_message() -> None:
 
 def test_secrets_are_scrubbed_from_body_and_message() -> None:
     body = f'{{"error": {{"code": "BAD_KEY", "message": "key {SECRET} is invalid"}}}}'.encode()
-    error = make_status_error(status=401, method="GET", url="u", request_id="r", body=body,
-                              headers={}, secrets=[SECRET, None])
+    error = make_status_error(
+        status=401,
+        method="GET",
+        url="u",
+        request_id="r",
+        body=body,
+        headers={},
+        secrets=[SECRET, None],
+    )
     for text in (str(error), repr(error), error.body, error.error_message or ""):
         assert SECRET not in text
     assert "key **** is invalid" in str(error)

@@ -108,7 +108,9 @@ def test_stats_is_a_snapshot() -> None:
         pytest.param(["not a chunk"], "replace", "must be a BatchChunk", id="not-a-chunk"),
         pytest.param([_chunk("a", 0)], "replace", "holds no records", id="empty"),
         pytest.param(
-            [BatchChunk(id="h", data=ChunkData(inputs=[["v"]]))], "replace", "holds no records",
+            [BatchChunk(id="h", data=ChunkData(inputs=[["v"]]))],
+            "replace",
+            "holds no records",
             id="header-only",
         ),
     ],

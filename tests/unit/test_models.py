@@ -50,8 +50,11 @@ INFO = {
         "source_system": "Spark Python SDK",
         "unique_record_key": None,
         "summary": {"chunks_submitted": 123, "records_submitted": 456, "batch_time_ms": 12234},
-        "configuration": {"initial_workers": 10, "max_workers": 3000,
-                          "input_buffer_allocated_bytes": 70000000},
+        "configuration": {
+            "initial_workers": 10,
+            "max_workers": 3000,
+            "input_buffer_allocated_bytes": 70000000,
+        },
         "response_timestamp": "1970-12-03T04:56:12.186Z",
         "batch_status": "in_progress",
         "created_by": "john.doe@coherent.global",
@@ -91,14 +94,23 @@ def test_dispose_under_meta() -> None:
 
 
 def test_pull_sample_and_records() -> None:
-    pulled = structure({
-        "data": [
-            {"id": "a", "summary_output": [[]], "outputs": [{"value": 42}, {"value": 43}],
-             "warnings": [None, None], "errors": [None, None], "process_time": [1, 1]},
-            {"id": "b", "outputs": [["value", "x"], [44, 1], None], "errors": [None, {"m": 1}]},
-        ],
-        "status": STATUS,
-    }, PullResult)
+    pulled = structure(
+        {
+            "data": [
+                {
+                    "id": "a",
+                    "summary_output": [[]],
+                    "outputs": [{"value": 42}, {"value": 43}],
+                    "warnings": [None, None],
+                    "errors": [None, None],
+                    "process_time": [1, 1],
+                },
+                {"id": "b", "outputs": [["value", "x"], [44, 1], None], "errors": [None, {"m": 1}]},
+            ],
+            "status": STATUS,
+        },
+        PullResult,
+    )
     assert [c.id for c in pulled.data] == ["a", "b"]
     assert pulled.data[0].records() == [{"value": 42}, {"value": 43}]
     assert pulled.data[1].records() == [{"value": 44, "x": 1}, None]
@@ -107,14 +119,25 @@ def test_pull_sample_and_records() -> None:
 
 
 def test_describe_sample() -> None:
-    described = structure({
-        "in_progress_batches": [],
-        "recent_batches": [{"object": "batch", "id": "uuid", "data": {
-            "pipeline_status": "closed", "batch_status": "completed",
-            "summary": {"records_submitted": 123, "batch_time_ms": 456}}}],
-        "tenant": {"configuration": {"max_workers": 100}, "status": {"workers_in_use": 0}},
-        "environment": {"update": 123},
-    }, BatchDescription)
+    described = structure(
+        {
+            "in_progress_batches": [],
+            "recent_batches": [
+                {
+                    "object": "batch",
+                    "id": "uuid",
+                    "data": {
+                        "pipeline_status": "closed",
+                        "batch_status": "completed",
+                        "summary": {"records_submitted": 123, "batch_time_ms": 456},
+                    },
+                }
+            ],
+            "tenant": {"configuration": {"max_workers": 100}, "status": {"workers_in_use": 0}},
+            "environment": {"update": 123},
+        },
+        BatchDescription,
+    )
     (recent,) = described.recent_batches
     assert recent.data is not None
     assert recent.data.pipeline_status == "closed"
@@ -143,8 +166,9 @@ def test_tolerant_of_unknown_and_missing(value: dict[str, Any], cls: type) -> No
 
 
 def _response(data: Any, model: type) -> ApiResponse[Any]:
-    raw = RawResponse(status=200, headers={}, body=b"", method="GET", url="http://h/x",
-                      request_id="rid")
+    raw = RawResponse(
+        status=200, headers={}, body=b"", method="GET", url="http://h/x", request_id="rid"
+    )
     return ApiResponse(raw, data, model)
 
 
@@ -176,7 +200,13 @@ def test_parsed_is_built_once() -> None:
 
 def test_raw_response_json_errors() -> None:
     for body in (b"", b"<html>oops</html>", b'{"truncated": '):
-        raw = RawResponse(status=200, headers={"Content-Type": "text/html"}, body=body,
-                          method="GET", url="u", request_id="r")
+        raw = RawResponse(
+            status=200,
+            headers={"Content-Type": "text/html"},
+            body=body,
+            method="GET",
+            url="u",
+            request_id="r",
+        )
         with pytest.raises(InvalidResponseError, match="expected JSON"):
             raw.json()

@@ -243,3 +243,24 @@ def test_window_never_throttles_below_its_floor() -> None:
     for _ in range(10):
         window.throttle(0.0)
     assert window.limit == 16
+
+
+async def test_a_record_over_the_chunk_cap_goes_alone_when_it_fits_the_buffer() -> None:
+    chunker = Chunker(chunk_size=10, max_chunk_bytes=400, max_record_bytes=2000)
+    records = [{"n": 0}, {"big": "x" * 1000}, {"n": 2}, {"n": 3}]
+    chunks = await collect(chunker, records)
+    assert [list(c.inputs) for c in chunks] == [[{"n": 0}], [records[1]], [{"n": 2}, {"n": 3}]]
+    assert [c.offset for c in chunks] == [0, 1, 2]
+    assert chunks[1].nbytes <= 2000
+    with pytest.raises(SparkSdkError, match="record at offset 1 takes 3010 bytes"):
+        await collect(chunker, [{"n": 0}, {"big": "x" * 3000}])
+
+
+def test_one_walk_finds_a_nan_in_a_batch_with_nulls() -> None:
+    from cspark_async._records import encode_many
+
+    assert encode_many([{"a": None}, {"a": 1.5}]) == b'[{"a":null},{"a":1.5}]'
+    assert encode_many([{"a": None}, {"a": math.nan}]) is None  # the caller names the record
+    from collections import OrderedDict
+
+    assert encode_many([{"a": OrderedDict(x=math.inf)}]) is None

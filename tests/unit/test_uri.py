@@ -12,15 +12,22 @@ SID = "6f1c4f0e-6f4e-4d59-9c38-8b0d2f6a8c11"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("my-folder/my-service", UriParams(folder="my-folder", service="my-service"),
-                     id="folder/service"),
-        pytest.param("f/s[1.4.3]", UriParams(folder="f", service="s", version="1.4.3"),
-                     id="with-version"),
+        pytest.param(
+            "my-folder/my-service",
+            UriParams(folder="my-folder", service="my-service"),
+            id="folder/service",
+        ),
+        pytest.param(
+            "f/s[1.4.3]", UriParams(folder="f", service="s", version="1.4.3"), id="with-version"
+        ),
         pytest.param("f/s[1.4]", UriParams(folder="f", service="s", version="1.4"), id="minor"),
         pytest.param("f/s[]", UriParams(folder="f", service="s"), id="empty-version"),
         pytest.param("/folders/f/services/s", UriParams(folder="f", service="s"), id="long-form"),
-        pytest.param("folders/f/services/s[2]", UriParams(folder="f", service="s", version="2"),
-                     id="long-form-version"),
+        pytest.param(
+            "folders/f/services/s[2]",
+            UriParams(folder="f", service="s", version="2"),
+            id="long-form-version",
+        ),
         pytest.param("  f/s  ", UriParams(folder="f", service="s"), id="whitespace"),
         pytest.param(f"service/{SID}", UriParams(service_id=SID), id="service-id"),
         pytest.param(f"version/{SID}", UriParams(version_id=SID), id="version-id"),
