@@ -272,13 +272,19 @@ def _finish(
 def _show_sample(output_path: str, fmt: str) -> None:
     if fmt != "jsonl":
         return
+    shown: list[dict[str, Any]] = []
+    failure = None
     with open(output_path, encoding="utf-8") as f:
-        for line, _ in zip(f, range(3), strict=False):
+        for line in f:  # the first two results and the first failure
             item = orjson.loads(line)
-            click.echo(
-                f"  record {item['offset']}: {item['input']} -> {item['output'] or item['error']}",
-                err=True,
-            )
+            if item["error"] is None and len(shown) < 2:
+                shown.append(item)
+            elif item["error"] is not None:
+                failure = item
+                break
+    for item in [*shown, *([failure] if failure else [])]:
+        outcome = item["output"] if item["error"] is None else f"error: {item['error']['message']}"
+        click.echo(f"  record {item['offset']}: {item['input']} -> {outcome}", err=True)
 
 
 @cli.command(
