@@ -11,7 +11,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
-from ._config import BaseUrl
+from ._config import BaseUrl, positive_number
 from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
 from ._exceptions import InvalidResponseError, SparkSdkError
 from ._http import HttpClient
@@ -68,17 +68,6 @@ def _count(name: str, value: int | None) -> int | None:
         raise SparkSdkError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
-
-def _megabytes(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise SparkSdkError(f"{name} must be a positive number of megabytes, got {value!r}")
-    return value
 
 
 def _timestamp(value: str | datetime | date | None) -> str | None:
@@ -138,8 +127,8 @@ def create_body(
         "max_workers": max_workers,
         "chunks_per_request": _count("chunks_per_vm", chunks_per_vm),
         "runner_thread_count": _count("runners_per_vm", runners_per_vm),
-        "max_input_size_in_mb": _megabytes("max_input_size", max_input_size),
-        "max_output_size_in_mb": _megabytes("max_output_size", max_output_size),
+        "max_input_size_in_mb": positive_number("max_input_size", max_input_size, "megabytes"),
+        "max_output_size_in_mb": positive_number("max_output_size", max_output_size, "megabytes"),
         "acceptable_error_percentage": (
             None if accuracy is None else acceptable_error_percentage(accuracy)
         ),

@@ -35,7 +35,7 @@ from ._constants import (
 )
 from ._exceptions import SparkSdkError
 
-__all__ = ["BaseUrl", "ClientOptions", "OAuthCredentials", "OAuthInput", "mask"]
+__all__ = ["BaseUrl", "ClientOptions", "OAuthCredentials", "OAuthInput", "mask", "positive_number"]
 
 _MASKED = "'****'"
 # The word "bearer" then whitespace (or nothing): a token that merely starts with the word
@@ -189,7 +189,8 @@ def _check_tenant(tenant: str) -> None:
         raise SparkSdkError(f"tenant must be a non-empty name without '/', got {tenant!r}")
 
 
-def _positive_or_none(name: str, value: float | None) -> float | None:
+def positive_number(name: str, value: float | None, unit: str) -> float | None:
+    """`value` as a float, None staying None; SparkSdkError unless a positive finite number."""
     if value is None:
         return None
     if (
@@ -197,7 +198,7 @@ def _positive_or_none(name: str, value: float | None) -> float | None:
         or not isinstance(value, (int, float))
         or not (math.isfinite(value) and value > 0)
     ):
-        raise SparkSdkError(f"{name} must be a positive number of seconds or None, got {value!r}")
+        raise SparkSdkError(f"{name} must be a positive number of {unit}, got {value!r}")
     return float(value)
 
 
@@ -218,7 +219,7 @@ def _check_interval(_inst: object, _attr: object, value: float) -> None:
 
 
 def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
-    _positive_or_none("timeout", value)
+    positive_number("timeout", value, "seconds or None")
 
 
 def _string(name: str, value: object) -> str | None:

@@ -93,16 +93,20 @@ class RawResponse:
         except orjson.JSONDecodeError:
             kind = self.headers.get("Content-Type", "no content type")
             what = "an empty body" if not self.body else f"a body that is not JSON ({kind})"
-            raise InvalidResponseError(
-                status=self.status,
-                method=self.method,
-                url=self.url,
-                request_id=self.request_id,
-                body=self.body_text(),
-                headers=self.headers,
-                error_message=f"expected JSON, got {what}",
-                attempts=self.attempts,
-            ) from None
+            raise self.invalid(f"expected JSON, got {what}") from None
+
+    def invalid(self, message: str) -> InvalidResponseError:
+        """The error for a success status whose body is not what was documented."""
+        return InvalidResponseError(
+            status=self.status,
+            method=self.method,
+            url=self.url,
+            request_id=self.request_id,
+            body=self.body_text(),
+            headers=self.headers,
+            error_message=message,
+            attempts=self.attempts,
+        )
 
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import InvalidResponseError
 from ._engine import OnExit
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ class PipelineTarget:
         if results is None:
             results = []  # "if no chunks are available, the method returns the status"
         if not isinstance(results, list) or not all(isinstance(r, Mapping) for r in results):
-            raise _invalid(raw, "'data' is not a list of chunk results")
+            raise raw.invalid("'data' is not a list of chunk results")
         return results, status if isinstance(status, Mapping) else {}
 
     async def info(self) -> Mapping[str, Any]:
@@ -57,17 +56,6 @@ class PipelineTarget:
 
 def _object(raw: RawResponse, data: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise _invalid(raw, f"expected {what}, got {type(data).__name__}")
+        raise raw.invalid(f"expected {what}, got {type(data).__name__}")
     return data
 
-
-def _invalid(raw: RawResponse, message: str) -> InvalidResponseError:
-    return InvalidResponseError(
-        status=raw.status,
-        method=raw.method,
-        url=raw.url,
-        request_id=raw.request_id,
-        body=raw.body_text(),
-        headers=raw.headers,
-        error_message=message,
-    )
