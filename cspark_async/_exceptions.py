@@ -40,6 +40,7 @@ import orjson
 
 __all__ = [
     "BadRequestError",
+    "body_excerpt",
     "ConflictError",
     "ForbiddenError",
     "GatewayTimeoutError",
@@ -63,6 +64,7 @@ __all__ = [
 
 _MASK: Final = "****"
 _EXCERPT_CHARS: Final = 200
+_BODY_CHARS: Final = 2000
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
@@ -278,6 +280,12 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     )
 
 
+def body_excerpt(body: bytes, secrets: Iterable[str | None]) -> str:
+    """A response body as an error's `.body`: secrets masked, at most 2000 characters."""
+    # Masked before cutting, so a secret straddling the cut cannot leak in part.
+    return redact(body.decode("utf-8", errors="replace"), secrets)[:_BODY_CHARS]
+
+
 def make_status_error(
     *,
     status: int,
@@ -299,7 +307,7 @@ def make_status_error(
         method=method,
         url=url,
         request_id=request_id,
-        body=redact(body.decode("utf-8", errors="replace"), secrets),
+        body=body_excerpt(body, secrets),
         headers=headers,
         error_code=code,
         error_message=redact(message, secrets) if message is not None else None,

@@ -11,6 +11,7 @@ aiohttp's response context releases (or closes) the connection on the way out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import platform
@@ -34,6 +35,7 @@ from ._exceptions import (
     SparkConnectionError,
     SparkSdkError,
     SparkTimeoutError,
+    body_excerpt,
     make_status_error,
     redact,
 )
@@ -79,8 +81,7 @@ class RawResponse:
 
     def body_text(self) -> str:
         """The body as text for an error's `.body`: secrets masked, at most 2000 characters."""
-        # Masked before cutting, so a secret straddling the cut cannot leak in part.
-        return redact(self.body.decode("utf-8", errors="replace"), self.secrets)[:2000]
+        return body_excerpt(self.body, self.secrets)
 
     def json(self) -> Any:
         """The body decoded as JSON.
@@ -188,10 +189,17 @@ class HttpClient:
         """End running streams, then close the session if this client created it. Idempotent."""
         if self._closed:
             return
-        # A stream left by `break` is finalised later, in its own task; end it now, while the
-        # session can still tell the server (its `on_exit`).
-        for stream in list(self._streams):
-            await stream.aclose()
+        try:
+            # A stream left by `break` is finalised later, in its own task; end it now, while
+            # the session can still tell the server (its `on_exit`). Its own errors are logged
+            # by it; none may keep the session open.
+            for stream in list(self._streams):
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+        finally:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
         self._closed = True
         session, self._session = self._session, None
         if session is not None and self._owns_session:
@@ -251,6 +259,16 @@ class HttpClient:
             except SparkConnectionError as exc:
                 if retries >= max_retries:
                     raise
+                if method == "POST" and _maybe_applied(exc):
+                    # A create or push whose answer was lost may have been applied: sending it
+                    # again could create a second batch or run the chunk twice.
+                    raise SparkConnectionError(
+                        f"{exc.message}; not retried: the server may have applied it",
+                        method=exc.method,
+                        url=exc.url,
+                        request_id=exc.request_id,
+                        attempts=exc.attempts,
+                    ) from exc
                 delay = backoff_delay(retries, interval=self.options.retry_interval, rng=self.rng)
                 self._log_retry(
                     method, shown_url, delay, type(exc).__name__, retries, max_retries, request_id
@@ -399,3 +417,8 @@ class HttpClient:
             max_retries,
             request_id,
         )
+
+
+def _maybe_applied(exc: SparkConnectionError) -> bool:
+    """False only when the request never reached the server (the connection was refused)."""
+    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)

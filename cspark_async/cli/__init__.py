@@ -170,6 +170,13 @@ def run(
         out_fmt = format_of(output_path, output_format, role="output")
         if input_path != "-" and not Path(input_path).is_file():
             raise InputError(f"input {input_path}: no such file")
+        for written in (output_path, errors_path):
+            if (
+                written not in (None, "-")
+                and input_path != "-"
+                and (Path(written).resolve() == Path(input_path).resolve())
+            ):
+                raise InputError(f"{written} is the input file: writing it would destroy it")
     except InputError as exc:
         _fail(str(exc), 2)
     summary = JobSummary()

@@ -152,13 +152,25 @@ def _infer(value: str) -> Any:
 
 
 class Writer:
-    """Writes one line (or row) per record; `close()` leaves a complete file."""
+    """Writes one line (or row) per record into a `.partial` file beside the target;
+    `close(keep=True)` completes it and moves it into place, so a run that fails before its
+    first record leaves an existing file untouched."""
 
-    def __init__(self, stream: IO[str], fmt: Format, *, owns: bool) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        fmt: Format,
+        *,
+        partial: Path | None = None,
+        target: Path | None = None,
+    ) -> None:
         self._stream = stream
         self._fmt = fmt
-        self._owns = owns
+        self._partial = partial
+        self._target = target
+        self.count = 0
         self._csv: csv.DictWriter[str] | None = None
+        self._columns: frozenset[str] = frozenset()
         self._pending: list[dict[str, Any]] = []
         self._first = True
         if fmt == "json":
@@ -172,10 +184,11 @@ class Writer:
         else:
             self._write_row(_flatten(item))
         self._first = False
+        self.count += 1
 
     def _write_row(self, row: dict[str, Any]) -> None:
         if self._csv is not None:
-            self._csv.writerow(row)
+            self._csv.writerow(self._fit(row))
             return
         # The columns are known once an output has been seen; failed records before it wait.
         self._pending.append(row)
@@ -186,31 +199,49 @@ class Writer:
         columns: dict[str, None] = {}
         for row in self._pending:
             columns.update(dict.fromkeys(row))
-        self._csv = csv.DictWriter(self._stream, fieldnames=list(columns), extrasaction="ignore")
+        columns["extra"] = None  # outputs with columns the header does not name: as JSON
+        self._columns = frozenset(columns)
+        self._csv = csv.DictWriter(self._stream, fieldnames=list(columns))
         self._csv.writeheader()
         self._csv.writerows(self._pending)
         self._pending.clear()
 
+    def _fit(self, row: dict[str, Any]) -> dict[str, Any]:
+        extra = {k: v for k, v in row.items() if k not in self._columns}
+        if not extra:
+            return row
+        fitted = {k: v for k, v in row.items() if k in self._columns}
+        fitted["extra"] = orjson.dumps(extra).decode()
+        return fitted
+
     def flush(self) -> None:
         self._stream.flush()
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = True) -> None:
+        """Complete the file and move it into place; `keep=False` discards it instead."""
         if self._pending:
             self._start_csv()
         if self._fmt == "json":
             self._stream.write("\n]\n" if not self._first else "]\n")
         self._stream.flush()
-        if self._owns:
-            self._stream.close()
+        if self._partial is None or self._target is None:
+            return  # stdout
+        self._stream.close()
+        if keep:
+            self._partial.replace(self._target)
+        else:
+            self._partial.unlink(missing_ok=True)
 
 
 def open_writer(path: str, fmt: Format) -> Writer:
     if path == "-":
-        return Writer(sys.stdout, fmt, owns=False)
+        return Writer(sys.stdout, fmt)
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise InputError(f"output {path}: directory {target.parent} does not exist")
-    return Writer(target.open("w", encoding="utf-8", newline=""), fmt, owns=True)
+    partial = target.with_name(target.name + ".partial")
+    stream = partial.open("w", encoding="utf-8", newline="")
+    return Writer(stream, fmt, partial=partial, target=target)
 
 
 def _flatten(item: dict[str, Any]) -> dict[str, Any]:

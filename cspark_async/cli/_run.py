@@ -131,15 +131,19 @@ def _writers(
     output_path: str, output_format: Format, errors_path: str | None
 ) -> Iterator[tuple[Writer, Writer | None]]:
     out = open_writer(output_path, output_format)
+    completed = False
     try:
         errors = open_writer(errors_path, "jsonl") if errors_path else None
         try:
             yield out, errors
+            completed = True
         finally:
             if errors is not None:
-                errors.close()
+                errors.close(keep=completed or errors.count > 0)
     finally:
-        out.close()
+        # An interrupted or failed run keeps what it wrote (valid up to its last record); one
+        # that wrote nothing leaves an existing file as it was.
+        out.close(keep=completed or out.count > 0)
 
 
 @contextlib.contextmanager

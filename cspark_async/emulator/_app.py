@@ -292,9 +292,9 @@ async def _set_faults(request: web.Request) -> web.Response:
         raise EmulatorError.bad_request("faults must be a JSON object")
     try:
         faults = Faults(**body)
+        request.app[FAULTS_KEY].configure(faults)
     except (TypeError, ValueError) as exc:
         raise EmulatorError.bad_request(f"invalid faults: {exc}") from None
-    request.app[FAULTS_KEY].configure(faults)
     return _json({"status": "ok", "active": faults.active})
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "ChunkOutcome",
     "InputChunk",
     "Summary",
+    "failed_outcome",
     "parse_push_body",
     "run_chunk",
 ]
@@ -204,6 +205,33 @@ async def run_chunk(service: Service, chunk: InputChunk, record_latency_s: float
     if record_latency_s > 0 and chunk.rows:
         await asyncio.sleep(record_latency_s * len(chunk.rows))
 
+    try:
+        return _outcome(chunk, outputs, errors, process_time, compute_ms)
+    except TypeError:
+        # An output JSON cannot carry (a set, bytes...): that record's error, not a lost chunk.
+        for i, out in enumerate(outputs):
+            try:
+                orjson.dumps(out)
+            except TypeError as exc:
+                outputs[i] = None
+                errors[i] = {"error_type": "TypeError", "message": f"output is not JSON: {exc}"}
+        return _outcome(chunk, outputs, errors, process_time, compute_ms)
+
+
+def failed_outcome(chunk: InputChunk, exc: Exception) -> ChunkOutcome:
+    """Every record of the chunk failed with `exc` (the emulator itself broke)."""
+    error = {"error_type": type(exc).__name__, "message": f"the emulator failed: {exc}"}
+    n = chunk.records
+    return _outcome(chunk, [None] * n, [error] * n, [0.0] * n, 0.0)
+
+
+def _outcome(
+    chunk: InputChunk,
+    outputs: list[Record | None],
+    errors: list[Any],
+    process_time: list[float],
+    compute_ms: float,
+) -> ChunkOutcome:
     failed = sum(e is not None for e in errors)
     summary_output, chunk_failed = _aggregate(chunk.summary, outputs, failed)
     result_doc = {

@@ -7,6 +7,7 @@ choices are listed in the emulator's docstring (`cspark_async.emulator`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import uuid
@@ -17,11 +18,13 @@ from typing import Any, Final
 
 from attrs import define, field, frozen
 
-from ._chunks import ChunkOutcome, InputChunk, run_chunk
+from ._chunks import ChunkOutcome, InputChunk, failed_outcome, run_chunk
 from ._errors import EmulatorError
 from ._services import Service, ServiceRegistry
 
 __all__ = ["BatchState", "Engine", "EngineOptions"]
+
+log = logging.getLogger("cspark_async.emulator")
 
 OPEN: Final = frozenset({"created", "in_progress"})
 RUNNING: Final = frozenset({"created", "in_progress", "closed"})  # workers may still run
@@ -329,7 +332,13 @@ class Engine:
                 batch.input_bytes -= chunk.nbytes
                 batch.processing += 1
                 try:
-                    outcome = await run_chunk(batch.service, chunk, self.options.record_latency)
+                    try:
+                        outcome = await run_chunk(
+                            batch.service, chunk, self.options.record_latency
+                        )
+                    except Exception as exc:  # an emulator bug must not lose the chunk
+                        log.exception("emulator failed on chunk %s", chunk.id)
+                        outcome = failed_outcome(chunk, exc)
                     await self._wait_for_output_space(batch, outcome.nbytes)
                 finally:
                     batch.processing -= 1

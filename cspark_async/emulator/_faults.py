@@ -38,16 +38,21 @@ class Faults:
         endpoints: which routes may fail (names in `ENDPOINTS`); None means all of them.
     """
 
-    seed: int = 0
+    seed: int = field(default=0, validator=validators.instance_of(int))
     rate_limit: float = field(default=0.0, validator=_probability)
     retry_after: float = field(default=0.05, validator=validators.ge(0))
     server_error: float = field(default=0.0, validator=_probability)
-    server_error_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    server_error_statuses: tuple[int, ...] = field(default=(500, 502, 503, 504), converter=tuple)
     reset_before: float = field(default=0.0, validator=_probability)
     reset_after: float = field(default=0.0, validator=_probability)
     latency: float = field(default=0.0, validator=_probability)
     latency_s: float = field(default=0.0, validator=validators.ge(0))
     endpoints: frozenset[str] | None = field(default=None, converter=_endpoint_set)
+
+    @server_error_statuses.validator
+    def _check_statuses(self, _attr: object, value: tuple[int, ...]) -> None:
+        if not value or not all(isinstance(s, int) and 500 <= s <= 599 for s in value):
+            raise ValueError(f"server_error_statuses must be 5xx statuses, got {list(value)}")
 
     @endpoints.validator
     def _check_endpoints(self, _attr: object, value: frozenset[str] | None) -> None:

@@ -217,9 +217,11 @@ def test_ctrl_c_cancels_the_batch_and_leaves_a_valid_file(tmp_path: Path, standa
         stderr=subprocess.PIPE,
         text=True,
     )
+    partial = tmp_path / "out.jsonl.partial"  # written beside the target, moved there at the end
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 20_000):
         time.sleep(0.05)
+    assert partial.exists()
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr
@@ -298,3 +300,32 @@ def test_stdin_to_stdout_as_a_real_process() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert [orjson.loads(x)["output"]["k"] for x in proc.stdout.splitlines()] == list(range(20))
+
+
+def test_the_output_is_never_the_input_and_a_failed_run_keeps_the_old_output(
+    tmp_path: Path,
+) -> None:
+    source = write_csv(tmp_path / "in.csv", 5)
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(source), "--emulate")
+    assert result.exit_code == 2
+    assert "is the input file" in result.stderr
+    assert len(source.read_text().splitlines()) == 6  # untouched
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"previous": "results"}\n')
+    result = invoke("run", "nope/missing", "-i", str(source), "-o", str(out), "--emulate")
+    assert result.exit_code == 1
+    assert "SERVICE_NOT_FOUND" in result.stderr
+    assert out.read_text() == '{"previous": "results"}\n'  # a run that wrote nothing
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_csv_output_keeps_columns_the_header_did_not_name(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"a": 1}\n{"a": 2, "b": 3}\n')
+    out = tmp_path / "out.csv"
+    assert invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate").exit_code == 0
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["output.a"] == "1"
+    assert rows[1]["output.a"] == "2"
+    assert orjson.loads(rows[1]["extra"]) == {"output.b": 3}

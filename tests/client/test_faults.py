@@ -117,3 +117,35 @@ async def test_a_cancelled_call_leaves_no_connection_behind() -> None:
         emu.set_faults(None)
         assert (await spark.batches.describe()).status == 200  # the client still works
     assert log.count("GET", "/batch/status") == 2  # the cancelled call was not retried
+
+
+async def test_a_post_whose_answer_was_lost_is_not_sent_again() -> None:
+    # The emulator applies the request, then drops the connection: a retry would apply it twice.
+    faults = Faults(reset_after=1.0, endpoints={"create", "push"})
+    async with (
+        Emulator(faults=faults) as emu,
+        emu.client(max_retries=3, retry_interval=0.01) as spark,
+    ):
+        with pytest.raises(sdk.SparkConnectionError, match="not retried: the server may have"):
+            await spark.batches.create("my-folder/my-service")
+        assert len(list(emu.engine.batches())) == 1  # one batch, not four
+        emu.set_faults(None)
+        batch = await spark.batches.create("my-folder/my-service")
+        emu.set_faults(Faults(reset_after=1.0, endpoints={"push"}))
+        pipeline = spark.batches.of(batch.data["id"])
+        with pytest.raises(sdk.SparkConnectionError):
+            await pipeline.push(inputs=[{"value": 1}])
+        assert emu.engine.batch(pipeline.batch_id).chunks_submitted == 1
+
+
+async def test_a_get_whose_answer_was_lost_is_retried() -> None:
+    faults = Faults(reset_after=0.5, seed=4, endpoints={"status"})
+    async with (
+        Emulator(faults=faults) as emu,
+        emu.client(max_retries=6, retry_interval=0.01) as spark,
+    ):
+        batch = await spark.batches.create("my-folder/my-service")
+        for _ in range(10):
+            status = await spark.batches.of(batch.data["id"]).get_status()
+            assert status.data["batch_status"] == "created"
+        assert emu.faults.injected["reset_after"] > 0

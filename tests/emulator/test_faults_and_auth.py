@@ -160,3 +160,18 @@ def test_emulator_rejects_bad_options() -> None:
     with pytest.raises(ValueError, match="folder/service"):
         Emulator(services={"no-folder": lambda r: r})
     assert "k3y" not in repr(Emulator(api_key="k3y"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"seed": [1]}, {"server_error_statuses": []}, {"server_error_statuses": [200]},
+     {"latency_s": -1}, {"nope": 1}],
+    ids=["seed-list", "no-statuses", "not-5xx", "negative-latency", "unknown-option"],
+)
+async def test_bad_fault_settings_are_a_400(make_api: Callable[..., Any], body: Any) -> None:
+    async with make_api() as api:
+        status, answer = await api.call("PUT", api.emulator.url + "/_emulator/faults", json=body)
+        assert status == 400, answer
+        assert "invalid faults" in answer["error"]["message"]
+        status, _ = await api.call("GET", "/status")
+        assert status == 200  # and the API still works

@@ -333,3 +333,20 @@ async def test_latency_bound_batch_runs_workers_in_parallel(make_api: Callable[.
         summary = info["data"]["summary"]
         assert summary["compute_time_ms"] >= 800  # 80 records x 10 ms of simulated compute
         assert summary["batch_time_ms"] < summary["compute_time_ms"]  # ran in parallel
+
+
+async def test_an_output_json_cannot_carry_is_that_records_error(
+    make_api: Callable[..., Any],
+) -> None:
+    def sets(record: dict[str, Any]) -> dict[str, Any]:
+        return {"tags": {1, 2}} if record["value"] == 1 else {"ok": record["value"]}
+
+    async with make_api(services={"t/sets": sets}) as api:
+        batch_id = await api.create("t/sets")
+        await api.push(batch_id, chunk("a", values(0, 3)))
+        (result,) = await api.drain(batch_id, 1)
+        assert result["outputs"] == [{"ok": 0}, None, {"ok": 2}]
+        assert "output is not JSON" in result["errors"][1]["message"]
+        await api.ok("PATCH", f"/{batch_id}", json={"batch_status": "closed"})
+        status = await api.wait_for(batch_id, lambda s: s["batch_status"] != "closed")
+        assert status["chunks_completed"] == 1
