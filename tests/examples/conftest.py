@@ -3,6 +3,7 @@ answer for each, and a look at the batches an emulator holds."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,22 @@ import anyio
 import pytest
 
 from cspark_async import AsyncClient, Batch, BatchSummary
-from cspark_async.emulator import premium
+from cspark_async.emulator import Emulator, premium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+async def tenant(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncClient]:
+    """A slow emulator the app reaches through CSPARK_BASE_URL and CSPARK_API_KEY, and the
+    test's own client on it."""
+    async with Emulator(workers=2, record_latency=0.002, api_key="sk-test") as emu:
+        monkeypatch.setenv("CSPARK_BASE_URL", emu.base_url)
+        monkeypatch.setenv("CSPARK_API_KEY", "sk-test")
+        monkeypatch.delenv("CSPARK_SERVICE", raising=False)
+        async with AsyncClient(emu.base_url, api_key="sk-test", logger=False) as spark:
+            yield spark
+
 
 # Rows the service rejects, each for its own reason (`premium` raises ValueError).
 INVALID: list[dict[str, str]] = [

@@ -16,7 +16,6 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 
 from cspark_async import AsyncClient, SparkConnectionError
-from cspark_async.emulator import Emulator
 from examples import fastapi_app
 
 from .conftest import batches_on, check_line, policies, wait_for_status
@@ -34,18 +33,6 @@ async def client(no_tenant: None) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://t") as http,
     ):
         yield http
-
-
-@pytest.fixture
-async def tenant(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncClient]:
-    """A slow emulator the app reaches through CSPARK_BASE_URL and CSPARK_API_KEY, and the
-    test's own client on it."""
-    async with Emulator(workers=2, record_latency=0.002, api_key="sk-test") as emu:
-        monkeypatch.setenv("CSPARK_BASE_URL", emu.base_url)
-        monkeypatch.setenv("CSPARK_API_KEY", "sk-test")
-        monkeypatch.delenv("CSPARK_SERVICE", raising=False)
-        async with AsyncClient(emu.base_url, api_key="sk-test", logger=False) as spark:
-            yield spark
 
 
 @pytest.fixture
