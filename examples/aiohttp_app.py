@@ -65,10 +65,12 @@ async def price(request: web.Request) -> web.StreamResponse:
     # A hang-up makes write() raise; leaving `async with` early cancels the pipeline.
     async with request.app[SPARK].batches.stream_outputs(SERVICE, records) as results:
         async for result in results:
-            await response.write(b"".join(
-                orjson.dumps({"offset": offset, "output": output, "error": error}) + b"\n"
-                for offset, _, output, error in result.items()
-            ))
+            await response.write(
+                b"".join(
+                    orjson.dumps({"offset": offset, "output": output, "error": error}) + b"\n"
+                    for offset, _, output, error in result.items()
+                )
+            )
     await response.write_eof()
     return response
 

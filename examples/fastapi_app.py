@@ -21,7 +21,7 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from cspark_async import AsyncClient
+from cspark_async import AsyncClient, SparkApiError
 from cspark_async.emulator import Emulator
 
 SERVICE = os.environ.get("CSPARK_SERVICE", "demo/term-life")
@@ -66,10 +66,15 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
 async def price(request: Request) -> StreamingResponse:
     records = parse_records(await request.body())
     spark: AsyncClient = request.app.state.spark
+    stream = spark.batches.stream_outputs(SERVICE, records)
+    try:
+        await stream.open()  # creates the pipeline: a bad service is an error status, not a 200
+    except SparkApiError as exc:
+        raise HTTPException(502, f"Spark refused the batch: {exc.error_message or exc}") from None
 
     async def ndjson() -> AsyncIterator[bytes]:
         # A hang-up cancels this generator; leaving `async with` early cancels the pipeline.
-        async with spark.batches.stream_outputs(SERVICE, records) as results:
+        async with stream as results:
             async for result in results:
                 yield b"".join(
                     orjson.dumps({"offset": offset, "output": output, "error": error}) + b"\n"

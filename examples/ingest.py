@@ -37,8 +37,11 @@ def every(n: int) -> Callable[[StreamState], None]:
         nonlocal next_at
         if state.records_completed >= next_at:
             next_at = (state.records_completed // n + 1) * n
-            print(f"{state.records_completed:>10,} records  {state.records_failed:,} failed  "
-                  f"{state.records_per_s:,.0f} records/s", file=sys.stderr)
+            print(
+                f"{state.records_completed:>10,} records  {state.records_failed:,} failed  "
+                f"{state.records_per_s:,.0f} records/s",
+                file=sys.stderr,
+            )
 
     return report
 
@@ -49,18 +52,23 @@ async def ingest(source: IO[str], sink: IO[bytes]) -> StreamState:
             spark = AsyncClient()  # base URL and credentials from the CSPARK_* variables
         else:
             emu = await stack.enter_async_context(Emulator(workers=8))
-            print(f"no CSPARK_BASE_URL: using an in-process emulator at {emu.base_url}",
-                  file=sys.stderr)
+            print(
+                f"no CSPARK_BASE_URL: using an in-process emulator at {emu.base_url}",
+                file=sys.stderr,
+            )
             spark = AsyncClient(emu.base_url, api_key="open")
         await stack.enter_async_context(spark)
         rows = csv.DictReader(source)  # lazy: one row per next()
         stream = spark.batches.stream_outputs(SERVICE, rows, progress=every(1_000))
         async with stream as results:
             async for result in results:
-                sink.write(b"".join(
-                    orjson.dumps({"offset": offset, "input": row, "output": out, "error": err})
-                    + b"\n" for offset, row, out, err in result.items()
-                ))
+                sink.write(
+                    b"".join(
+                        orjson.dumps({"offset": offset, "input": row, "output": out, "error": err})
+                        + b"\n"
+                        for offset, row, out, err in result.items()
+                    )
+                )
         return stream.state
 
 
@@ -74,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # the pipeline was cancelled; the file holds whole lines
             print(f"interrupted; {target} holds the records done so far", file=sys.stderr)
             return 130
-    print(f"{state.records_completed:,} records ({state.records_failed:,} failed) "
-          f"written to {target} in {state.elapsed_s:.1f}s ({state.records_per_s:,.0f}/s)")
+    print(
+        f"{state.records_completed:,} records ({state.records_failed:,} failed) "
+        f"written to {target} in {state.elapsed_s:.1f}s ({state.records_per_s:,.0f}/s)"
+    )
     return 0
 
 

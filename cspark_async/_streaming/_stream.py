@@ -136,15 +136,24 @@ class ResultStream:
             f"{self.state.records_completed} records were delivered"
         )
 
-    async def __aenter__(self) -> ResultStream:
-        """Open the pipeline (the one-call form creates it here), then start streaming, so a
-        wrong service or credential raises now rather than at the first result."""
-        if self._task is None:
+    async def open(self) -> ResultStream:
+        """Check the first records and open the pipeline now (the one-call form creates it
+        here), before any result is asked for: a wrong service or credential raises here, e.g.
+        while a web handler can still answer an error status. Iterating (or `async with`)
+        then streams as usual; `AsyncClient.close()` ends a stream opened and never read."""
+        if self._task is None and self._target is None:
             try:
                 await self._open()
             except BaseException:
                 self._closing = True  # nothing was started; nothing to clean up
                 raise
+            if self._tracker is not None:
+                self._tracker.track(self)
+        return self
+
+    async def __aenter__(self) -> ResultStream:
+        """`open()`, then start streaming."""
+        await self.open()
         self._start()
         return self
 

@@ -143,10 +143,11 @@ async def test_hanging_up_mid_stream_cancels_the_pipeline(served: str, tenant: A
     assert (summary.records_completed or 0) < 1_000
 
 
-async def test_a_failure_mid_stream_ends_the_body_early(
+async def test_a_service_spark_refuses_is_a_502_before_any_body(
     served: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fastapi_app, "SERVICE", "no-such/service")  # create fails once streaming
+    monkeypatch.setattr(fastapi_app, "SERVICE", "no-such/service")
     async with httpx.AsyncClient(base_url=served) as http:
-        with pytest.raises(httpx.RemoteProtocolError):  # never a 200 with a complete empty body
-            await http.post("/price", content=jsonl(policies(10)))
+        response = await http.post("/price", content=jsonl(policies(10)))
+    assert response.status_code == 502
+    assert "no-such/service" in response.json()["detail"]

@@ -383,3 +383,16 @@ async def test_cancelled_twice_while_cleaning_up_still_cancels_the_batch(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert emu.engine.batch(pipeline.batch_id).status == "cancelled"
+
+
+async def test_open_creates_the_pipeline_and_the_client_ends_it_if_never_read(
+    stack: Callable[..., Any],
+) -> None:
+    async with stack() as (emu, spark):
+        with pytest.raises(NotFoundError):
+            await spark.batches.stream_outputs("nope/missing", records(3)).open()
+        stream = await spark.batches.stream_outputs("t/tagged", records(3)).open()
+        assert stream.batch_id is not None
+        assert emu.engine.batch(stream.batch_id).status == "created"
+        await spark.close()  # never iterated: the client ends it (on_exit: cancel)
+        assert emu.engine.batch(stream.batch_id).status == "cancelled"
