@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cspark_async import AsyncClient
+from cspark_async import AsyncClient, SparkApiError
 from cspark_async.emulator import Emulator
 
 SERVICE = os.environ.get("CSPARK_SERVICE", "demo/term-life")
@@ -60,10 +60,17 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
 
 async def price(request: web.Request) -> web.StreamResponse:
     records = parse_records(await request.read())
+    stream = request.app[SPARK].batches.stream_outputs(SERVICE, records)
+    try:
+        await stream.open()  # creates the pipeline: a refused batch is an error status, not a 200
+    except SparkApiError as exc:
+        raise web.HTTPBadGateway(
+            text=f"Spark refused the batch: {exc.error_message or exc}"
+        ) from None
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     # A hang-up makes write() raise; leaving `async with` early cancels the pipeline.
-    async with request.app[SPARK].batches.stream_outputs(SERVICE, records) as results:
+    async with stream as results:
         async for result in results:
             await response.write(
                 b"".join(

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-from aiohttp import ClientPayloadError
 from aiohttp.test_utils import TestClient, TestServer
 
 from cspark_async import AsyncClient, SparkConnectionError
@@ -130,11 +129,10 @@ async def test_hanging_up_mid_stream_cancels_the_pipeline(
     assert (summary.records_completed or 0) < 1_000
 
 
-async def test_a_failure_mid_stream_ends_the_body_early(
+async def test_a_service_spark_refuses_is_a_502_before_any_body(
     served: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aiohttp_app, "SERVICE", "no-such/service")  # create fails once streaming
+    monkeypatch.setattr(aiohttp_app, "SERVICE", "no-such/service")
     response = await served.post("/price", data=jsonl(policies(10)))
-    assert response.status == 200  # headers went out before the pipeline was created
-    with pytest.raises(ClientPayloadError):  # never a complete, empty body
-        await response.read()
+    assert response.status == 502
+    assert "no-such/service" in await response.text()
