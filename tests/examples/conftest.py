@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cspark_async import AsyncClient, Batch, BatchSummary
+from cspark_async import AsyncClient, Batch, BatchSummary, SparkConnectionError
 from cspark_async.emulator import Emulator, premium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -105,3 +105,14 @@ async def wait_for_status(spark: AsyncClient, status: str) -> BatchSummary:
             assert found[0].data.summary is not None
             return found[0].data.summary
         await anyio.sleep(0.05)
+
+
+async def check_lifespan_ended(
+    spark: AsyncClient, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an app's shutdown: it said it used an emulator, closed its client, stopped it."""
+    assert [f"no CSPARK_BASE_URL: using an in-process emulator at {url}"] == caplog.messages
+    assert spark.is_closed
+    async with AsyncClient(url, api_key="open", max_retries=0, logger=False) as probe:
+        with pytest.raises(SparkConnectionError):  # the emulator was stopped
+            await probe.batches.describe()
