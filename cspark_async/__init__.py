@@ -17,6 +17,7 @@ from ._chunks import BatchChunk, ChunkData, create_chunks
 from ._client import AsyncClient
 from ._config import BaseUrl, ClientOptions, OAuthCredentials
 from ._exceptions import (
+    BadGatewayError,
     BadRequestError,
     ConflictError,
     ForbiddenError,
@@ -24,13 +25,16 @@ from ._exceptions import (
     InternalServerError,
     InvalidResponseError,
     NotFoundError,
+    PayloadTooLargeError,
     RateLimitError,
+    RequestTimeoutError,
     ServiceUnavailableError,
     SparkApiError,
     SparkConnectionError,
     SparkError,
     SparkSdkError,
     SparkTimeoutError,
+    StreamError,
     UnauthorizedError,
     UnknownApiError,
     UnprocessableEntityError,
@@ -54,8 +58,9 @@ from ._models import (
     TenantStatus,
 )
 from ._pipeline import AsyncPipeline
+from ._policy import RetryPolicy
 from ._response import ApiResponse
-from ._streaming._results import StreamError, StreamResult
+from ._streaming._results import StreamResult
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
 from ._uri import UriParams
@@ -67,6 +72,7 @@ __all__ = [
     "AsyncBatches",
     "AsyncClient",
     "AsyncPipeline",
+    "BadGatewayError",
     "BadRequestError",
     "BaseUrl",
     "Batch",
@@ -89,11 +95,14 @@ __all__ = [
     "InvalidResponseError",
     "NotFoundError",
     "OAuthCredentials",
+    "PayloadTooLargeError",
     "PipelineState",
     "PipelineStats",
     "PullResult",
     "RateLimitError",
+    "RequestTimeoutError",
     "ResultStream",
+    "RetryPolicy",
     "ServiceUnavailableError",
     "SparkApiError",
     "SparkConnectionError",

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -148,7 +149,10 @@ class OAuth2Auth(AuthScheme):
         self.fetches += 1
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.credentials.client_secret, self._token) if s)
+        creds = self.credentials
+        # The pair as an HTTP Basic header would carry it, should a server echo one back.
+        basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+        return tuple(s for s in (creds.client_secret, basic, self._token) if s)
 
     def __repr__(self) -> str:
         return f"OAuth2Auth(client_id={self.credentials.client_id!r}, token_url={self.token_url!r})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
@@ -18,11 +17,11 @@ from ._http import HttpClient
 from ._models import Batch, BatchDescription
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
+from ._streaming._adapter import PipelineAdapter
 from ._streaming._chunker import Records
-from ._streaming._engine import StreamOptions
+from ._streaming._options import StreamOptions
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
-from ._streaming._target import PipelineTarget
 from ._uri import UriParams
 
 __all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
@@ -152,12 +151,11 @@ class AsyncBatches:
         *,
         http: HttpClient,
         base_url: BaseUrl,
-        logger: logging.Logger,
         close: Callable[[], Awaitable[None]],
     ) -> None:
         self._http = http
         self._base_url = base_url
-        self._logger = logger
+        self._logger = http.logger
         self._close = close
 
     async def describe(self) -> ApiResponse[BatchDescription]:
@@ -254,6 +252,7 @@ class AsyncBatches:
         parameters: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
         max_chunk_bytes: int | None = None,
+        stall_timeout: float | None = None,
         progress: Callable[[StreamState], None] | None = None,
     ) -> ResultStream:
         """Create a pipeline for `uri`, stream `records` through it, and close it: the one-call
@@ -288,10 +287,11 @@ class AsyncBatches:
             summary=summary,
             on_exit="cancel",
             max_chunk_bytes=max_chunk_bytes,
+            stall_timeout=stall_timeout,
             progress=progress,
         )
 
-        async def open_target() -> PipelineTarget:
+        async def open_target() -> PipelineAdapter:
             created = await self._create(body)
             batch_id = created.data.get("id") if isinstance(created.data, dict) else None
             if not isinstance(batch_id, str) or not batch_id:
@@ -303,9 +303,16 @@ class AsyncBatches:
                     headers=created.headers,
                     error_message="create answered without a batch id",
                 )
-            return PipelineTarget(self.of(batch_id))
+            return self.of(batch_id).adapter()
 
-        return ResultStream(open_target, records, options, close_when_done=True, tracker=self._http)
+        return ResultStream(
+            open_target,
+            records,
+            options,
+            policy=self._http.policy,
+            tracker=self._http,
+            close_when_done=True,
+        )
 
     def of(self, batch_id: str) -> AsyncPipeline:
         """A handle on pipeline `batch_id`. No request is made and the id is not checked
@@ -316,9 +323,7 @@ class AsyncBatches:
         """
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise SparkSdkError(f"a batch pipeline id is required, got {batch_id!r}")
-        return AsyncPipeline(
-            batch_id.strip(), http=self._http, base_url=self._base_url, logger=self._logger
-        )
+        return AsyncPipeline(batch_id.strip(), http=self._http, base_url=self._base_url)
 
     async def __aenter__(self: B) -> B:
         return self

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
+import attrs
 
 from ._auth import auth_from_options
 from ._batches import AsyncBatches
@@ -16,31 +17,21 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
-    LOGGER_NAME,
 )
 from ._exceptions import SparkSdkError
 from ._http import HttpClient
+from ._policy import RetryPolicy, make_logger
 
 __all__ = ["AsyncClient"]
 
 C = TypeVar("C", bound="AsyncClient")
 
 
-def _logger(value: logging.Logger | bool | None) -> logging.Logger:
-    if isinstance(value, logging.Logger):
-        return value
-    if value is False:
-        silent = logging.Logger(f"{LOGGER_NAME}.silent")  # unregistered: touches no global logger
-        silent.addHandler(logging.NullHandler())
-        silent.propagate = False
-        return silent
-    if value is None or value is True:
-        return logging.getLogger(LOGGER_NAME)
-    # A level name ("debug") or a LoggerAdapter would otherwise be dropped without a word.
-    raise SparkSdkError(
-        "logger must be a logging.Logger, False (silence the SDK) or None (the "
-        f"'{LOGGER_NAME}' logger), got {value!r}"
-    )
+class _Unset:
+    """The default of `with_options()` arguments: "keep the current value" (None is a value)."""
+
+
+_UNSET: Any = _Unset()
 
 
 class AsyncClient:
@@ -69,6 +60,9 @@ class AsyncClient:
         retry_interval: backoff base in seconds (retry n waits up to interval * 2**n).
         logger: a `logging.Logger`, False to silence the SDK, or None for `cspark_async`.
         session: an `aiohttp.ClientSession` to use instead of the client's own.
+
+    The same retry policy (retries, backoff, timeout, logger) governs plain calls and streams;
+    `with_options()` derives a client with other settings on the same session.
 
     Raises:
         SparkSdkError: no base URL or credential could be resolved, or an option is invalid.
@@ -125,10 +119,59 @@ class AsyncClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise SparkSdkError(f"session must be an aiohttp.ClientSession, got {session!r}")
         self.options = options
-        self._logger = _logger(logger)
-        self._http = HttpClient(
-            options, auth_from_options(options), logger=self._logger, session=session
+        policy = RetryPolicy.from_options(options, make_logger(logger))
+        self._http = HttpClient(options, auth_from_options(options), policy=policy, session=session)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """Retries, backoff, timeouts and logging, for plain calls and streams alike."""
+        return self._http.policy
+
+    def with_options(
+        self: C,
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        max_retries: int | _Unset = _UNSET,
+        retry_interval: float | _Unset = _UNSET,
+        stall_timeout: float | _Unset = _UNSET,
+        logger: logging.Logger | bool | _Unset | None = _UNSET,
+        policy: RetryPolicy | _Unset = _UNSET,
+    ) -> C:
+        """A copy with other settings that shares this client's session and token cache.
+
+        ```python
+        patient = spark.with_options(timeout=300, max_retries=5)
+        await patient.batches.create("my-folder/my-service")
+        ```
+        Closing either closes the shared session. `policy=` replaces the whole policy (e.g.
+        one with a fake clock in tests); the other arguments change one setting of it.
+        """
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("timeout", timeout),
+                ("max_retries", max_retries),
+                ("retry_interval", retry_interval),
+                ("stall_timeout", stall_timeout),
+            )
+            if not isinstance(value, _Unset)
+        }
+        if not isinstance(logger, _Unset):
+            changes["logger"] = make_logger(logger)
+        base = self.policy if isinstance(policy, _Unset) else policy
+        if not isinstance(base, RetryPolicy):
+            raise SparkSdkError(f"policy must be a RetryPolicy, got {type(base).__name__}")
+        new_policy = attrs.evolve(base, **changes)
+        options = attrs.evolve(
+            self.options,
+            timeout=new_policy.timeout,
+            max_retries=new_policy.max_retries,
+            retry_interval=new_policy.retry_interval,
         )
+        client = type(self).__new__(type(self))
+        client.options = options
+        client._http = self._http.derive(new_policy)
+        return client
 
     @property
     def base_url(self) -> BaseUrl:
@@ -141,9 +184,7 @@ class AsyncClient:
     @functools.cached_property
     def batches(self) -> AsyncBatches:
         """The Batches API (one instance per client)."""
-        return AsyncBatches(
-            http=self._http, base_url=self.options.base_url, logger=self._logger, close=self.close
-        )
+        return AsyncBatches(http=self._http, base_url=self.options.base_url, close=self.close)
 
     async def close(self) -> None:
         """Close the client's own HTTP session (not a caller-provided one). Idempotent; the
@@ -169,5 +210,5 @@ class AsyncClient:
         state = "closed" if self.is_closed else "open"
         return (
             f"<AsyncClient {self.options.base_url.full} auth={self.options.auth_kind} "
-            f"retries={self.options.max_retries} {state}>"
+            f"retries={self.policy.max_retries} {state}>"
         )

@@ -34,6 +34,7 @@ from ._constants import (
     OPEN_AUTH,
 )
 from ._exceptions import SparkSdkError
+from ._policy import check_retries, seconds
 
 __all__ = ["BaseUrl", "ClientOptions", "OAuthCredentials", "OAuthInput", "mask", "positive_number"]
 
@@ -202,24 +203,13 @@ def positive_number(name: str, value: float | None, unit: str) -> float | None:
     return float(value)
 
 
-def _check_retries(_inst: object, _attr: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _check_header_value(_inst: object, attr: Any, value: str | None) -> None:
+    # A CR or LF would split the header (request smuggling); aiohttp refuses it only when
+    # the request is sent. The value is a secret: the message names the field, not the value.
+    if value is not None and re.search(r"[\x00-\x1f\x7f]", value):
         raise SparkSdkError(
-            f"max_retries must be an integer >= 0 (0 disables retries), got {value!r}"
+            f"{attr.name} contains a control character (CR, LF...): it cannot be sent in a header"
         )
-
-
-def _check_interval(_inst: object, _attr: object, value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and value >= 0)
-    ):
-        raise SparkSdkError(f"retry_interval must be a number of seconds >= 0, got {value!r}")
-
-
-def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
-    positive_number("timeout", value, "seconds or None")
 
 
 def _string(name: str, value: object) -> str | None:
@@ -244,12 +234,16 @@ class ClientOptions:
     """
 
     base_url: BaseUrl
-    api_key: str | None = field(default=None, repr=mask)
-    token: str | None = field(default=None, repr=mask)
+    api_key: str | None = field(default=None, repr=mask, validator=_check_header_value)
+    token: str | None = field(default=None, repr=mask, validator=_check_header_value)
     oauth: OAuthCredentials | None = None
-    timeout: float | None = field(default=DEFAULT_TIMEOUT_S, validator=_check_timeout)
-    max_retries: int = field(default=DEFAULT_MAX_RETRIES, validator=_check_retries)
-    retry_interval: float = field(default=DEFAULT_RETRY_INTERVAL_S, validator=_check_interval)
+    timeout: float | None = field(
+        default=DEFAULT_TIMEOUT_S, validator=seconds("timeout", allow_none=True)
+    )
+    max_retries: int = field(default=DEFAULT_MAX_RETRIES, validator=check_retries)
+    retry_interval: float = field(
+        default=DEFAULT_RETRY_INTERVAL_S, validator=seconds("retry_interval", allow_zero=True)
+    )
 
     @property
     def auth_kind(self) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_PULL_MAX_CHUNKS",
     "DEFAULT_RETRY_INTERVAL_S",
     "DEFAULT_SOURCE_SYSTEM",
+    "DEFAULT_STALL_TIMEOUT_S",
     "DEFAULT_TIMEOUT_S",
     "ENV_API_KEY",
     "ENV_BASE_URL",
@@ -24,6 +25,7 @@ __all__ = [
     "LOGGER_NAME",
     "MAX_RETRY_AFTER_S",
     "MAX_RETRY_DELAY_S",
+    "MIN_RETRY_AFTER_S",
     "OPEN_AUTH",
     "SDK_NAME",
     "TOKEN_REFRESH_MARGIN_S",
@@ -33,7 +35,7 @@ SDK_NAME: Final = "cspark-async"
 LOGGER_NAME: Final = "cspark_async"
 API_VERSION: Final = "api/v4"
 
-# Environment variables: the same names as the official SDKs (wire-protocol.md §1.4).
+# Environment variables: the same names as the official SDKs read.
 ENV_BASE_URL: Final = "CSPARK_BASE_URL"
 ENV_API_KEY: Final = "CSPARK_API_KEY"
 ENV_BEARER_TOKEN: Final = "CSPARK_BEARER_TOKEN"
@@ -53,6 +55,8 @@ DEFAULT_MAX_RETRIES: Final = 2  # attempts = 1 + max_retries
 DEFAULT_RETRY_INTERVAL_S: Final = 1.0  # backoff base: attempt n waits U(0, interval * 2**n)
 MAX_RETRY_DELAY_S: Final = 20.0  # ceiling of a computed backoff
 MAX_RETRY_AFTER_S: Final = 60.0  # ceiling of a server's Retry-After / x-retry-after
+MIN_RETRY_AFTER_S: Final = 0.1  # floor of it: "Retry-After: 0" must not become a tight loop
+DEFAULT_STALL_TIMEOUT_S: Final = 600.0  # a stream that gets no result for this long fails
 TOKEN_REFRESH_MARGIN_S: Final = 60.0  # refresh an OAuth token this long before it expires
 
 DEFAULT_CHUNK_SIZE: Final = 200

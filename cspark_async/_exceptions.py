@@ -6,25 +6,31 @@ SparkError
 │                                  configuration, closed client); raised before anything is sent
 ├── SparkConnectionError           no HTTP answer: refused, reset, truncated body (after retries)
 │   └── SparkTimeoutError          ... because the attempt timed out
-└── SparkApiError                  the server answered, but not with the documented success;
-    │                              `.status` is always the HTTP status
-    ├── BadRequestError            400
-    ├── UnauthorizedError          401
-    ├── ForbiddenError             403
-    ├── NotFoundError              404
-    ├── ConflictError              409
-    ├── UnsupportedMediaTypeError  415
-    ├── UnprocessableEntityError   422
-    ├── RateLimitError             429
-    ├── InternalServerError        500
-    ├── ServiceUnavailableError    503
-    ├── GatewayTimeoutError        504
-    ├── UnknownApiError            any other status >= 300 (redirects, 408, 413, 502...)
-    └── InvalidResponseError       a success status whose body is not the documented JSON
+├── SparkApiError                  the server answered, but not with the documented success;
+│   │                              `.status` is always the HTTP status
+│   ├── BadRequestError            400
+│   ├── UnauthorizedError          401
+│   ├── ForbiddenError             403
+│   ├── NotFoundError              404
+│   ├── RequestTimeoutError        408
+│   ├── ConflictError              409
+│   ├── PayloadTooLargeError       413
+│   ├── UnsupportedMediaTypeError  415
+│   ├── UnprocessableEntityError   422
+│   ├── RateLimitError             429
+│   ├── InternalServerError        500
+│   ├── BadGatewayError            502
+│   ├── ServiceUnavailableError    503
+│   ├── GatewayTimeoutError        504
+│   ├── UnknownApiError            any other status >= 300 (redirects, 405, 501...)
+│   └── InvalidResponseError       a success status whose body is not the documented JSON
+└── StreamError                    a stream could not deliver every record (see its fields)
 ```
 
-Connection errors sit beside `SparkSdkError`, not under it: `except SparkSdkError` then means
-"nothing was sent", while a connection error may have reached the server.
+`SparkSdkError` means "nothing was sent for that call": connection errors sit beside it, not
+under it, since they may have reached the server. A stream that finds a bad record after some
+records went out raises `StreamError` (with the offset and what was submitted), not
+`SparkSdkError`.
 
 Credentials never appear in any message or repr: errors hold no request headers, and every
 text taken from a response is scrubbed of the client's secrets.
@@ -34,11 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit, urlunsplit
 
 import orjson
 
 __all__ = [
+    "BadGatewayError",
     "BadRequestError",
     "body_excerpt",
     "ConflictError",
@@ -48,14 +55,19 @@ __all__ = [
     "InvalidResponseError",
     "make_status_error",
     "NotFoundError",
+    "PayloadTooLargeError",
     "RateLimitError",
     "redact",
+    "redact_mapping",
+    "RequestTimeoutError",
+    "secret_forms",
     "ServiceUnavailableError",
     "SparkApiError",
     "SparkConnectionError",
     "SparkError",
     "SparkSdkError",
     "SparkTimeoutError",
+    "StreamError",
     "UnauthorizedError",
     "UnknownApiError",
     "UnprocessableEntityError",
@@ -67,12 +79,29 @@ _EXCERPT_CHARS: Final = 200
 _BODY_CHARS: Final = 2000
 
 
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """A secret as it may be echoed back: raw, percent-encoded (a form body or a query echoed
+    in an error) and JSON-escaped. Longest first, so a longer form is masked whole."""
+    escaped = orjson.dumps(secret)[1:-1].decode()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), escaped}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every non-trivial secret replaced by a mask."""
+    """`text` with every non-trivial secret, in any of its `secret_forms`, replaced by a mask."""
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, _MASK)
+        if not secret or len(secret) < 4:
+            continue
+        for form in secret_forms(secret):
+            if form in text:
+                text = text.replace(form, _MASK)
     return text
+
+
+def redact_mapping(headers: Mapping[str, str], secrets: Iterable[str | None]) -> dict[str, str]:
+    """A copy of `headers` with secrets masked in every value."""
+    secrets = list(secrets)
+    return {k: redact(str(v), secrets) for k, v in headers.items()}
 
 
 class SparkError(Exception):
@@ -211,8 +240,16 @@ class NotFoundError(SparkApiError):
     """404: unknown batch, service, tenant or route."""
 
 
+class RequestTimeoutError(SparkApiError):
+    """408: the server gave up waiting for the request (it was not applied)."""
+
+
 class ConflictError(SparkApiError):
     """409: the batch's state forbids the operation (e.g. a push to a closed batch)."""
+
+
+class PayloadTooLargeError(SparkApiError):
+    """413: the body is larger than the server accepts (e.g. a chunk over the input buffer)."""
 
 
 class UnsupportedMediaTypeError(SparkApiError):
@@ -231,6 +268,10 @@ class InternalServerError(SparkApiError):
     """500."""
 
 
+class BadGatewayError(SparkApiError):
+    """502: a proxy in front of Spark got no usable answer (the request may have been applied)."""
+
+
 class ServiceUnavailableError(SparkApiError):
     """503."""
 
@@ -247,16 +288,54 @@ class InvalidResponseError(SparkApiError):
     """A success status whose body is not the documented JSON (HTML, truncated, wrong shape)."""
 
 
+class StreamError(SparkError):
+    """A stream could not deliver every record: the server lost, failed or mangled a chunk, the
+    batch ended on the server while records were outstanding, the stream stalled, or a record
+    was found invalid after others had been sent.
+
+    Results yielded before it was raised are correct and were yielded exactly once.
+
+    Attributes:
+        chunk_id, offset: the chunk concerned and its first record's offset, when one is.
+        records_submitted: records the server had accepted when the stream stopped.
+        outstanding: (first, last) record offsets still without a result.
+        counters: the last status counters the server reported, as it sent them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        chunk_id: str | None = None,
+        offset: int | None = None,
+        records_submitted: int | None = None,
+        outstanding: tuple[tuple[int, int], ...] = (),
+        counters: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.chunk_id = chunk_id
+        self.offset = offset
+        self.records_submitted = records_submitted
+        self.outstanding = outstanding
+        self.counters: Mapping[str, Any] = dict(counters or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
 _BY_STATUS: Final[Mapping[int, type[SparkApiError]]] = {
     400: BadRequestError,
     401: UnauthorizedError,
     403: ForbiddenError,
     404: NotFoundError,
+    408: RequestTimeoutError,
     409: ConflictError,
+    413: PayloadTooLargeError,
     415: UnsupportedMediaTypeError,
     422: UnprocessableEntityError,
     429: RateLimitError,
     500: InternalServerError,
+    502: BadGatewayError,
     503: ServiceUnavailableError,
     504: GatewayTimeoutError,
 }
@@ -308,7 +387,7 @@ def make_status_error(
         url=url,
         request_id=request_id,
         body=body_excerpt(body, secrets),
-        headers=headers,
+        headers=redact_mapping(headers, secrets),
         error_code=code,
         error_message=redact(message, secrets) if message is not None else None,
         retry_after=retry_after,

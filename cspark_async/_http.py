@@ -1,9 +1,11 @@
 """The HTTP layer: one pooled aiohttp session, the request headers, the single retry loop, and
 the one place where aiohttp exceptions become `SparkError`s.
 
-Every logical request gets one `x-request-id`, reused on each retry. Attempts are retried on
-connection errors, timeouts, 408, 429 and 5xx (except 501), honouring `x-retry-after` /
-`Retry-After`, else with exponential backoff and full jitter. A 401 under OAuth refreshes the
+Every logical request gets one `x-request-id`, reused on each retry. The client's `RetryPolicy`
+decides how often and how long to wait: attempts are retried on connection errors, timeouts,
+408, 429 and 5xx (except 501), honouring `x-retry-after` / `Retry-After` (floored, so a zero
+cannot make a tight loop), else with exponential backoff and full jitter. A POST (create, push)
+is retried only when the server surely did not apply it. A 401 under OAuth refreshes the
 token once. Cancellation is never retried: `asyncio.CancelledError` is not caught here, and
 aiohttp's response context releases (or closes) the connection on the way out.
 """
@@ -15,11 +17,10 @@ import contextlib
 import io
 import logging
 import platform
-import random
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
@@ -39,7 +40,8 @@ from ._exceptions import (
     make_status_error,
     redact,
 )
-from ._retry import backoff_delay, parse_retry_after, should_retry
+from ._policy import RetryPolicy
+from ._retry import NOT_APPLIED_STATUSES, should_retry
 from ._version import __version__
 
 __all__ = ["HttpClient", "RawResponse", "default_headers", "redact_headers"]
@@ -49,7 +51,8 @@ _PYTHON: Final = platform.python_version()
 
 
 def default_headers(tenant: str) -> dict[str, str]:
-    """Headers every request carries (wire-protocol.md §1.2), minus x-request-id and auth."""
+    """Headers every request carries (as the official SDKs send them), minus x-request-id and
+    the credential."""
     return {
         "x-tenant-name": tenant,
         "x-spark-ua": f"agent={SDK_NAME}/{__version__}; env=Python/{_PYTHON}",
@@ -110,9 +113,6 @@ class RawResponse:
         )
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class Closeable(Protocol):
     async def aclose(self) -> None: ...
 
@@ -120,6 +120,8 @@ class Closeable(Protocol):
 # aiohttp warns (ResourceWarning) about raw bytes bodies over 1 MiB; a fresh BytesIO per
 # attempt streams the same bytes without the warning.
 _LARGE_BODY_BYTES: Final = 1 << 20
+# How long `close()` waits for clean-ups that cancelled callers left running.
+_CLEANUP_WAIT_S: Final = 15.0
 
 
 def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
@@ -128,81 +130,106 @@ def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
     return body
 
 
-class HttpClient:
-    """Sends requests for one `AsyncClient`. Owns its session unless one was provided.
+class _Pool:
+    """What every client derived by `with_options()` shares: the session, its owner, the
+    running streams and the clean-ups left running by cancelled callers."""
 
-    `rng`, `sleep` and `clock` are injectable so retry schedules can be tested exactly.
-    """
+    def __init__(self, session: aiohttp.ClientSession | None) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.closed = False
+        self.streams: weakref.WeakSet[Closeable] = weakref.WeakSet()
+        self.cleanups: set[asyncio.Task[None]] = set()
+
+
+class HttpClient:
+    """Sends requests for one `AsyncClient` under its `RetryPolicy`. Owns its session unless
+    one was provided; `derive()` makes a twin with another policy on the same session."""
 
     def __init__(
         self,
         options: ClientOptions,
         auth: AuthScheme,
         *,
-        logger: logging.Logger,
+        policy: RetryPolicy,
         session: aiohttp.ClientSession | None = None,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.time,
+        pool: _Pool | None = None,
     ) -> None:
         self.options = options
         self.auth = auth
-        self.logger = logger
-        self.rng = rng or random.Random()
-        self.sleep = sleep
-        self.clock = clock
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
-        self._streams: weakref.WeakSet[Closeable] = weakref.WeakSet()
+        self.policy = policy
+        self._pool = pool if pool is not None else _Pool(session)
         self._headers = default_headers(options.base_url.tenant)
-        self._timeout = aiohttp.ClientTimeout(total=options.timeout)
+        self._timeout = aiohttp.ClientTimeout(total=policy.timeout)
+
+    def derive(self, policy: RetryPolicy) -> HttpClient:
+        """A client on the same session, credentials and token cache, under `policy`."""
+        return HttpClient(self.options, self.auth, policy=policy, pool=self._pool)
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self.policy.logger
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._pool.closed
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
         """The session in use, or None before the first request (it is created lazily)."""
-        return self._session
+        return self._pool.session
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
+        pool = self._pool
+        if pool.closed:
             raise SparkSdkError("the client is closed; create a new AsyncClient")
-        if self._session is None:
+        if pool.session is None:
             # Created on first use, inside the running loop: constructing a client at import
             # time (e.g. a FastAPI module-level singleton) needs no loop.
-            self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
-        if self._session.closed:
+            pool.session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
+        if pool.session.closed:
             raise SparkSdkError("the aiohttp session given to the client has been closed")
-        return self._session
+        return pool.session
 
     def track(self, stream: Closeable) -> None:
         """Remember a running stream, so that `close()` can end it first."""
-        self._streams.add(stream)
+        self._pool.streams.add(stream)
 
     def untrack(self, stream: Closeable) -> None:
-        self._streams.discard(stream)
+        self._pool.streams.discard(stream)
+
+    def finish_later(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a clean-up its cancelled caller cannot wait for (e.g. telling the server to
+        cancel a batch); `close()` waits for it, so nothing outlives the client."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._pool.cleanups.add(task)
+        task.add_done_callback(self._pool.cleanups.discard)
 
     async def close(self) -> None:
-        """End running streams, then close the session if this client created it. Idempotent."""
-        if self._closed:
+        """End running streams and pending clean-ups, then close the session if this client
+        created it. Idempotent."""
+        pool = self._pool
+        if pool.closed:
             return
         try:
             # A stream left by `break` is finalised later, in its own task; end it now, while
             # the session can still tell the server (its `on_exit`). Its own errors are logged
             # by it; none may keep the session open.
-            for stream in list(self._streams):
+            for stream in list(pool.streams):
                 with contextlib.suppress(Exception):
                     await stream.aclose()
+            if pool.cleanups:
+                await asyncio.wait(list(pool.cleanups), timeout=_CLEANUP_WAIT_S)
+            for task in list(pool.cleanups):
+                task.cancel()  # a clean-up still hanging on a dead server
         finally:
             await self._close_session()
 
     async def _close_session(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
+        pool = self._pool
+        pool.closed = True
+        session, pool.session = pool.session, None
+        if session is not None and pool.owns_session:
             await session.close()
 
     async def request(
@@ -215,11 +242,14 @@ class HttpClient:
         params: Mapping[str, str | int] | None = None,
         authenticate: bool = True,
         max_retries: int | None = None,
+        repeatable: bool | None = None,
     ) -> RawResponse:
         """Send one logical request (with retries); return a success response (2xx).
 
-        `max_retries` overrides the client's setting for this call (0: a single attempt, for
-        callers that run their own retry policy).
+        `max_retries` overrides the policy for this call (0: a single attempt, for callers that
+        run their own retry policy). `repeatable` says whether sending the request twice is
+        harmless (default: every method but POST). A request that is not repeatable is retried
+        only when the server surely did not apply it: a refused connection, 408, 429 or 503.
 
         Raises:
             SparkSdkError: the client is closed.
@@ -227,13 +257,17 @@ class HttpClient:
             SparkApiError: an error status (after retries, for retryable ones).
         """
         session = self._get_session()
+        policy = self.policy
+        logger = policy.logger
         request_id = str(uuid.uuid4())
         headers = {**self._headers, "x-request-id": request_id}
         if body is not None:
             headers["Content-Type"] = content_type
         shown_url = f"{url}?{urlencode(params)}" if params else url
         if max_retries is None:
-            max_retries = self.options.max_retries
+            max_retries = policy.max_retries
+        if repeatable is None:
+            repeatable = method != "POST"
         retries = 0  # transient failures retried so far (bounded by max_retries)
         attempt = 0  # requests sent, including the one re-sent after a token refresh
         refreshed = False
@@ -242,8 +276,8 @@ class HttpClient:
             sent = dict(headers)
             if authenticate:
                 sent.update(await self.auth.headers(self._post_form))
-            if self.logger.isEnabledFor(logging.DEBUG):
-                self.logger.debug(
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
                     "%s %s attempt %d (retry %d of %d) headers=%s",
                     method,
                     shown_url,
@@ -259,7 +293,7 @@ class HttpClient:
             except SparkConnectionError as exc:
                 if retries >= max_retries:
                     raise
-                if method == "POST" and _maybe_applied(exc):
+                if not repeatable and _maybe_applied(exc):
                     # A create or push whose answer was lost may have been applied: sending it
                     # again could create a second batch or run the chunk twice.
                     raise SparkConnectionError(
@@ -269,11 +303,9 @@ class HttpClient:
                         request_id=exc.request_id,
                         attempts=exc.attempts,
                     ) from exc
-                delay = backoff_delay(retries, interval=self.options.retry_interval, rng=self.rng)
-                self._log_retry(
-                    method, shown_url, delay, type(exc).__name__, retries, max_retries, request_id
-                )
-                await self.sleep(delay)
+                delay = policy.backoff(retries)
+                self._log_retry(method, shown_url, delay, type(exc).__name__, retries, max_retries)
+                await policy.sleep(delay)
                 retries += 1
                 continue
             status = response.status
@@ -282,22 +314,17 @@ class HttpClient:
             if status == 401 and authenticate and not refreshed:
                 refreshed = True
                 if await self.auth.refresh(self._post_form, sent):
-                    self.logger.debug("%s %s got 401; retrying with a new token", method, shown_url)
+                    logger.debug("%s %s got 401; retrying with a new token", method, shown_url)
                     continue
-            retry_after = parse_retry_after(response.headers, now=self.clock())
-            if should_retry(status) and retries < max_retries:
-                delay = (
-                    retry_after
-                    if retry_after is not None
-                    else backoff_delay(retries, interval=self.options.retry_interval, rng=self.rng)
-                )
-                self._log_retry(
-                    method, shown_url, delay, f"HTTP {status}", retries, max_retries, request_id
-                )
-                await self.sleep(delay)
+            retry_after = policy.retry_after(response.headers)
+            retryable = should_retry(status) if repeatable else status in NOT_APPLIED_STATUSES
+            if retryable and retries < max_retries:
+                delay = policy.delay(retries, retry_after)
+                self._log_retry(method, shown_url, delay, f"HTTP {status}", retries, max_retries)
+                await policy.sleep(delay)
                 retries += 1
                 continue
-            raise make_status_error(
+            error = make_status_error(
                 status=status,
                 method=method,
                 url=shown_url,
@@ -308,6 +335,12 @@ class HttpClient:
                 attempts=attempt,
                 secrets=self.auth.secrets(),
             )
+            if not repeatable and should_retry(status) and retries < max_retries:
+                error.message += (
+                    "; not retried: the server may have applied it before failing, so check "
+                    "before sending it again"
+                )
+            raise error
 
     async def request_json(
         self,
@@ -331,6 +364,7 @@ class HttpClient:
             body=urlencode(form).encode(),
             content_type="application/x-www-form-urlencoded",
             authenticate=False,
+            repeatable=True,  # asking for a token twice is harmless
         )
         return response.json()
 
@@ -371,7 +405,7 @@ class HttpClient:
                 )
         except asyncio.TimeoutError:
             raise SparkTimeoutError(
-                f"{method} {shown_url} timed out after {self.options.timeout}s "
+                f"{method} {shown_url} timed out after {self.policy.timeout}s "
                 f"(attempt {attempt}, request_id={request_id})",
                 method=method,
                 url=shown_url,
@@ -388,7 +422,7 @@ class HttpClient:
                 request_id=request_id,
                 attempts=attempt,
             ) from exc
-        self.logger.debug(
+        self.policy.logger.debug(
             "%s %s -> %d in %.1f ms",
             method,
             shown_url,
@@ -398,24 +432,16 @@ class HttpClient:
         return response
 
     def _log_retry(
-        self,
-        method: str,
-        url: str,
-        delay: float,
-        reason: str,
-        retries: int,
-        max_retries: int,
-        request_id: str,
+        self, method: str, url: str, delay: float, reason: str, retries: int, max_retries: int
     ) -> None:
-        self.logger.debug(
-            "retrying %s %s in %.3fs after %s (retry %d of %d, request_id=%s)",
+        self.policy.logger.debug(
+            "retrying %s %s in %.3fs after %s (retry %d of %d)",
             method,
             url,
             delay,
             reason,
             retries + 1,
             max_retries,
-            request_id,
         )
 
 

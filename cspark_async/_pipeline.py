@@ -7,7 +7,6 @@ after `dispose` (not after `cancel`). A refused call raises `SparkSdkError` and 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -24,11 +23,11 @@ from ._ledger import ChunkLedger, DuplicatePolicy
 from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
 from ._response import ApiResponse
 from ._serde import chunks_from_raw, encode_chunk
+from ._streaming._adapter import OnExit, PipelineAdapter
 from ._streaming._chunker import Records
-from ._streaming._engine import OnExit, StreamOptions
+from ._streaming._options import StreamOptions
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
-from ._streaming._target import PipelineTarget
 
 __all__ = ["AsyncPipeline"]
 
@@ -48,24 +47,18 @@ class AsyncPipeline:
     ```
 
     Every pipeline object keeps its own bookkeeping (`state`, `stats`, chunk ids); two objects
-    for the same id do not share it.
-
-    Seam for the streaming engine (`stream_outputs()`, issue 5, not built here):
-    `_request(method, *segments, body=, params=, max_retries=0)` is one raw call on this
-    batch (decoded JSON, single attempt when asked, so the engine owns retries), and
-    `_push_chunks()` / `_pull()` are the verbs with the ledger and state checks but without
-    argument juggling. An engine needs nothing else from this class.
+    for the same id do not share it. `stream_outputs()` sees the pipeline through a
+    `PipelineAdapter`: single-attempt calls on this batch (the stream owns its retries) and
+    how to end it.
     """
 
-    def __init__(
-        self, batch_id: str, *, http: HttpClient, base_url: BaseUrl, logger: logging.Logger
-    ) -> None:
+    def __init__(self, batch_id: str, *, http: HttpClient, base_url: BaseUrl) -> None:
         self._id = batch_id
         self._http = http
         self._base_url = base_url
-        self._logger = logger
+        self._logger = http.logger
         self._state: PipelineState = "open"
-        self._ledger = ChunkLedger(batch_id, logger)
+        self._ledger = ChunkLedger(batch_id, self._logger)
 
     @property
     def batch_id(self) -> str:
@@ -211,6 +204,7 @@ class AsyncPipeline:
         summary: Mapping[str, Any] | None = None,
         on_exit: OnExit = "cancel",
         max_chunk_bytes: int | None = None,
+        stall_timeout: float | None = None,
         progress: Callable[[StreamState], None] | None = None,
     ) -> ResultStream:
         """Stream `records` through this pipeline and yield each chunk's results as it drains.
@@ -238,15 +232,22 @@ class AsyncPipeline:
                 'cancel' (discard what is pending) or 'close' (let it finish).
             max_chunk_bytes: a chunk's JSON size at most; by default a quarter of the
                 pipeline's input buffer, so no chunk can overflow it.
+            stall_timeout: seconds without any result, while records are outstanding (or
+                with every push throttled), before the stream fails with a `StreamError`
+                saying what it waited for; by default the client's (600).
             progress: called with `state` after each chunk is handed over.
+
+        Retries, backoff, timeouts and logging follow the client's policy (`max_retries=0`:
+        a failed push or pull, or a lost result, ends the stream).
 
         Returns:
             A `ResultStream`: iterate it, or `async with` it for a deterministic cleanup point.
 
         Raises:
-            SparkSdkError: an option is invalid or the pipeline is not open (now); a record is
-                invalid (while iterating, before its chunk is sent).
-            StreamError: the server lost, failed or ended the batch (while iterating).
+            SparkSdkError: an option is invalid or the pipeline is not open (now); the first
+                chunk holds an invalid record (while iterating; nothing was sent).
+            StreamError: while iterating: the server lost, failed or ended the batch, the
+                stream stalled, or an invalid record came after others were sent.
         """
         self._require_open("stream through")
         options = StreamOptions(
@@ -258,9 +259,16 @@ class AsyncPipeline:
             summary=summary,
             on_exit=on_exit,
             max_chunk_bytes=max_chunk_bytes,
+            stall_timeout=stall_timeout,
             progress=progress,
         )
-        return ResultStream(PipelineTarget(self), records, options, tracker=self._http)
+        return ResultStream(
+            self.adapter(), records, options, policy=self._http.policy, tracker=self._http
+        )
+
+    def adapter(self) -> PipelineAdapter:
+        """This pipeline as the stream engine sees it (single-attempt calls, raw JSON)."""
+        return PipelineAdapter(self._id, self._attempt, self._end)
 
     # ---- context manager -----------------------------------------------------------------
 
@@ -335,6 +343,25 @@ class AsyncPipeline:
             raise SparkSdkError(
                 f"cannot {action} batch pipeline {self._id}: it is already {self._state}"
             )
+
+    async def _attempt(
+        self,
+        method: str,
+        *segments: str,
+        body: bytes | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> tuple[RawResponse, Any]:
+        if method == "POST":
+            self._require_open("push to")
+        elif self._state == "cancelled":
+            raise SparkSdkError(f"batch pipeline {self._id} is cancelled")
+        return await self._request(method, *segments, body=body, params=params, max_retries=0)
+
+    async def _end(self, how: OnExit) -> None:
+        if how == "cancel" and self._state != "cancelled":
+            await self.cancel()
+        elif how == "close" and self._state == "open":
+            await self.dispose()
 
     async def _patch(self, status: str) -> ApiResponse[Batch]:
         return await self._call("PATCH", Batch, body=orjson.dumps({"batch_status": status}))

@@ -9,8 +9,10 @@ format the service may not expect). Pure.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
 from typing import Any, Literal
 
 import orjson
@@ -226,11 +228,16 @@ def _explain(exc: Exception) -> str:
 
 
 def _check_finite(value: Any) -> None:
-    """orjson writes NaN and Infinity as null, silently: refuse them instead."""
+    """orjson writes NaN and Infinity as null, silently: refuse them instead, wherever orjson
+    finds them (containers, dataclasses, Enum values)."""
     values = value.values() if isinstance(value, Mapping) else value
     for item in values:
+        if isinstance(item, Enum):
+            item = item.value
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{item!r} is not valid JSON (NaN and Infinity are not)")
         elif isinstance(item, (Mapping, list, tuple)):
             _check_finite(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            _check_finite([getattr(item, f.name) for f in dataclasses.fields(item)])

@@ -13,10 +13,19 @@ from typing import Final
 
 from ._constants import MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S
 
-__all__ = ["RETRYABLE_STATUSES", "backoff_delay", "parse_retry_after", "should_retry"]
+__all__ = [
+    "NOT_APPLIED_STATUSES",
+    "RETRYABLE_STATUSES",     "backoff_delay",
+    "parse_retry_after",
+    "should_retry",
+]
 
 # 408 and 429 are transient by definition; 5xx are too, except 501 (the server never will).
 RETRYABLE_STATUSES: Final = frozenset({408, 429} | (set(range(500, 600)) - {501}))
+# Statuses that say the request was not applied, so that even a create may be sent again:
+# the server timed out reading it (408), refused it for now (429) or was not serving (503).
+# A 500, 502 or 504 may come after the work was done.
+NOT_APPLIED_STATUSES: Final = frozenset({408, 429, 503})
 
 
 def should_retry(status: int) -> bool:

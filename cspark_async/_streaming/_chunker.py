@@ -22,7 +22,14 @@ from attrs import frozen
 from .._exceptions import SparkSdkError
 from .._records import RecordReader, check_header, encode_many, encode_option, frame_chunk
 
-__all__ = ["Chunk", "Chunker", "Records", "check_records", "close_async_iterator"]
+__all__ = [
+    "Chunk",
+    "Chunker",
+    "RecordError",
+    "Records",
+    "check_records",
+    "close_async_iterator",
+]
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -89,14 +96,24 @@ class Chunker:
             )
 
     async def chunks(self, records: Records) -> AsyncGenerator[Chunk, None]:
-        """Yield chunks as records are read; at most one chunk's records are held here."""
+        """Yield chunks as records are read; at most one chunk's records are held here.
+
+        Each record is copied (one level deep) as it is taken: a source that reuses one dict
+        or list for every row still sends, and gets back, each row as it was when read.
+
+        Raises:
+            RecordError: a record that cannot be sent, with its offset.
+        """
         reader = RecordReader(self.headers)
         seq = offset = 0
         batch: list[Any] = []
         async for record in _aiter(records):
-            if not reader.check(record):
-                continue  # the header row
-            batch.append(record)
+            try:
+                if not reader.check(record):
+                    continue  # the header row
+            except SparkSdkError as exc:
+                raise RecordError(exc.message, offset=reader.count) from None
+            batch.append(_copy(record))
             if len(batch) >= self.chunk_size:
                 for chunk in self._cut(reader, batch, seq, offset):
                     yield chunk
@@ -120,12 +137,16 @@ class Chunker:
         start, parts, size = 0, [], 0
         record_limit = limit + self.max_record_bytes - self.max_chunk_bytes
         for i, record in enumerate(batch):
-            data = reader.encode(record, offset + i)  # names the record that cannot be sent
+            try:
+                data = reader.encode(record, offset + i)  # names the record that cannot be sent
+            except SparkSdkError as exc:
+                raise RecordError(exc.message, offset=offset + i) from None
             if len(data) + 1 > record_limit:
-                raise SparkSdkError(
+                raise RecordError(
                     f"record at offset {offset + i} takes {len(data)} bytes of JSON; a chunk "
                     f"may take at most {self.max_record_bytes} bytes (the pipeline's input "
-                    "buffer limits it): shrink the record or raise the pipeline's max_input_size"
+                    "buffer limits it): shrink the record or raise the pipeline's max_input_size",
+                    offset=offset + i,
                 )
             if parts and (size + len(data) + 1 > limit or len(data) + 1 > limit):
                 chunks.append(
@@ -173,6 +194,26 @@ class Chunker:
         rows = [header_json, *parts] if header_json is not None else parts
         body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
+
+
+class RecordError(SparkSdkError):
+    """A record that cannot be sent; `offset` is its index in the input."""
+
+    def __init__(self, message: str, *, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _copy(record: Any) -> Any:
+    # Types checked exactly: the common cases cost one C call; anything else keeps its type.
+    kind = type(record)
+    if kind is dict or kind is list:
+        return kind(record)
+    if isinstance(record, Mapping):
+        return dict(record)
+    if isinstance(record, list):
+        return list(record)
+    return record  # a tuple cannot be changed under us
 
 
 def check_records(records: Any) -> None:

@@ -1,151 +1,137 @@
-"""The engine of one stream: a producer that chunks and pushes, a puller that drains results,
-and the hand-over to the consumer. Everything runs in one task group; the engine yields nothing
-itself (see `_stream.py` for why), it sends results into a zero-buffer memory stream.
+"""The engine of one stream: it wires the stages and keeps the books.
 
-Exactly once: each chunk keeps its id across retries, results are matched by id, and a result
-for a chunk already delivered (a push the server applied twice) is dropped. When the server
-has nothing left for us but chunks are still missing (a pull whose answer was lost, a restart
-that kept the batch), those chunks are pushed again.
+    records -> producer (`_chunker`) -> queue -> pushers (`_pushers`, paced by `_window`)
+            -> server -> puller (`_puller`) -> reorder (`_ordering`) -> consumer (`_stream`)
+
+Every stage runs in one task group; the stall watchdog (`_watchdog`) runs beside them. The
+stages report what happened through the engine's methods, and the engine alone writes the
+books: the outstanding chunks, the counters in `StreamState`, the clock of the last progress.
+
+Exactly once: each chunk keeps its id across pushes, results are matched by id, and a result
+for a chunk already delivered (a push the server applied twice) is dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import random
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Literal, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
-from attrs import frozen
 
 from .._exceptions import (
     ConflictError,
     NotFoundError,
-    RateLimitError,
     SparkApiError,
     SparkConnectionError,
     SparkError,
-    SparkSdkError,
+    SparkTimeoutError,
+    StreamError,
 )
-from .._retry import backoff_delay, should_retry
-from ._chunker import Chunk, Chunker, Records
+from .._policy import RetryPolicy
+from ._adapter import PipelineAdapter
+from ._chunker import Chunk, Chunker, RecordError, Records
+from ._counters import count
+from ._options import DEFAULT_CHUNK_SIZE, StreamOptions
 from ._ordering import ReorderBuffer
-from ._results import StreamError, StreamResult, to_result
+from ._puller import Puller
+from ._pushers import Pushers, transient
+from ._results import StreamResult, to_result
 from ._state import StreamState
+from ._watchdog import watch
 from ._window import Window
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "StreamOptions", "Transport"]
+__all__ = ["Engine"]
 
-log = logging.getLogger("cspark_async.stream")
-
-OnExit = Literal["cancel", "close"]
-DEFAULT_CHUNK_SIZE: Final = 200
-_POLL_MIN_S: Final = 0.002
-_IDLE_BEFORE_REPUSH_S: Final = 0.05
-_POLL_MAX_S: Final = 0.1
 _OPEN: Final = frozenset({"created", "in_progress"})
-
-
-class Transport(Protocol):
-    """What the engine needs from a pipeline. Calls make one attempt each: retries are the
-    engine's, so that throttles are shared and lost answers are reasoned about."""
-
-    async def push(self, body: bytes) -> Mapping[str, Any]: ...
-
-    async def pull(self, max_chunks: int) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]: ...
-
-    async def info(self) -> Mapping[str, Any]: ...
-
-
-@frozen(kw_only=True)
-class StreamOptions:
-    """Validated options of one stream; `None` means "adapt to the pipeline"."""
-
-    chunk_size: int | None = None
-    max_in_flight: int | None = None
-    max_chunk_bytes: int | None = None
-    ordered: bool = True
-    headers: Sequence[str] | None = None
-    parameters: Mapping[str, Any] | None = None
-    summary: Mapping[str, Any] | None = None
-    on_exit: OnExit = "cancel"
-    pull_max_chunks: int = 100
-    max_attempts: int = 8  # per push or pull, for transient failures (throttles not counted)
-    retry_interval_s: float = 0.1
-    progress: Callable[[StreamState], None] | None = None
-
-    def __attrs_post_init__(self) -> None:
-        for name in (
-            "chunk_size",
-            "max_in_flight",
-            "max_chunk_bytes",
-            "pull_max_chunks",
-            "max_attempts",
-        ):
-            value = getattr(self, name)
-            if value is None and name in ("chunk_size", "max_in_flight", "max_chunk_bytes"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SparkSdkError(f"{name} must be a positive integer, got {value!r}")
-        if self.on_exit not in ("cancel", "close"):
-            raise SparkSdkError(f"on_exit must be 'cancel' or 'close', got {self.on_exit!r}")
-        if not isinstance(self.ordered, bool):
-            raise SparkSdkError(f"ordered must be True or False, got {self.ordered!r}")
-        if self.progress is not None and not callable(self.progress):
-            raise SparkSdkError("progress must be a callable taking the stream's state")
-        # Headers, parameters and summary are checked now, not when the first record is read.
-        Chunker(
-            chunk_size=self.chunk_size or DEFAULT_CHUNK_SIZE,
-            max_chunk_bytes=self.max_chunk_bytes or 2**31,
-            headers=self.headers,
-            parameters=self.parameters,
-            summary=self.summary,
-        )
+_ENDED_FINE: Final = frozenset({"closed", "completed"})
+# At most this many POSTs at once: enough to keep the input buffer full, few enough not to
+# queue on the connection pool behind the pulls.
+_MAX_PUSHERS: Final = 8
 
 
 class Engine:
+    """Runs one stream; `run()` sends results into a stream the caller owns."""
+
     def __init__(
         self,
-        transport: Transport,
+        adapter: PipelineAdapter,
         records: Records,
         options: StreamOptions,
         state: StreamState,
-        *,
-        rng: random.Random | None = None,
+        policy: RetryPolicy,
     ) -> None:
-        self._transport = transport
+        self._adapter = adapter
         self._records = records
         self._options = options
-        self._state = state
-        self._rng = rng or random.Random()
-        self._pending: dict[str, Chunk] = {}  # pushed or being pushed, result not yet received
-        self._pushing = 0
-        self._source_done = False
-        self._wake = anyio.Event()  # something changed for the puller
-        self._reorder: ReorderBuffer[StreamResult] = ReorderBuffer()
-        self._tg: TaskGroup | None = None
-        self._pushes: anyio.CapacityLimiter | None = None
-        self._idle_pulls = 0
-        self._idle_since: float | None = None
+        self._policy = policy
+        self._clock = policy.clock
+        self._log = policy.logger
+        self.state = state
+        self._pending: dict[str, Chunk] = {}  # read, result not received yet (in input order)
+        self._pushed_at: dict[str, float] = {}
+        self._queued: set[str] = set()  # in the pushers' queue or being pushed
         self._repushes: dict[str, int] = {}
-        self._push_scopes: dict[str, anyio.CancelScope] = {}
+        self._source_done = False
+        self._wake = anyio.Event()
+        self._reorder: ReorderBuffer[StreamResult] = ReorderBuffer()
+        self._window: Window | None = None
+        self._queue: MemoryObjectSendStream[Chunk] | None = None
+        self._counters: Mapping[str, Any] = {}
         self._suspect_loss = False
+        self._with_consumer = False
+        self._last_progress = self._clock()
+        self.last_activity = self._clock()
+        self.slowest_round_trip = 0.0
+
+    # ---- what the stages read ----------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self._source_done and not self._pending
+
+    @property
+    def outstanding(self) -> bool:
+        return bool(self._pending)
+
+    @property
+    def pushing(self) -> int:
+        """Chunks queued for a push or being pushed."""
+        return len(self._queued)
+
+    def wants_push(self, chunk: Chunk) -> bool:
+        """Whether a queued chunk still needs pushing (its result may have arrived); a chunk
+        that does not is taken off the queue's books here."""
+        if chunk.id in self._pending:
+            return True
+        self._queued.discard(chunk.id)
+        return False
+
+    async def wait_for_change(self) -> None:
+        await self._wake.wait()
+        self._wake = anyio.Event()
+
+    # ---- running -----------------------------------------------------------------------
 
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         """Stream every record; results go to `send` (the caller owns and closes it)."""
         chunker, window = await self._prepare()
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            # At most 8 POSTs at once: enough to keep the input buffer full, few enough not to
-            # queue on the connection pool behind the pulls.
-            self._pushes = anyio.CapacityLimiter(min(8, window.maximum))
+        self._window = window
+        pushers = Pushers(self, self._adapter, window, self._policy)
+        puller = Puller(self, self._adapter, self._policy, self._options.pull_max_chunks)
+        stall = self._options.stall_timeout or self._policy.stall_timeout
+        # Room for every chunk the window lets out: queueing a re-push never blocks.
+        queue, jobs = anyio.create_memory_object_stream[Chunk](window.maximum)
+        async with anyio.create_task_group() as tg, queue, jobs:
+            self._queue = queue
+            for _ in range(min(_MAX_PUSHERS, window.maximum)):
+                tg.start_soon(pushers.run, jobs.clone())
             tg.start_soon(self._produce, chunker, window)
-            await self._pull_loop(send, window)
+            tg.start_soon(watch, self, self._policy, stall)
+            await puller.run(send)
+            tg.cancel_scope.cancel()  # pushers idle on the queue, the watchdog: done
 
     async def _prepare(self) -> tuple[Chunker, Window]:
         """Options the caller left to us, from the pipeline's workers and input buffer."""
@@ -155,300 +141,295 @@ class Engine:
         workers = 1
         max_record_bytes = None
         if chunk_size is None or max_in_flight is None or max_chunk_bytes is None:
-            info = await self._with_retries(
-                "read the pipeline's configuration", self._transport.info
-            )
-            config = info.get("configuration") if isinstance(info, Mapping) else None
+            info = await self._with_retries("read the pipeline's configuration", self._adapter.info)
+            config = info.get("configuration")
             config = config if isinstance(config, Mapping) else {}
-            workers = _positive(config.get("max_workers"), 16)
-            buffer = _positive(config.get("input_buffer_allocated_bytes"), 70_000_000)
-            chunk_size = chunk_size or _balanced_chunk_size(self._state.total_records, workers)
+            workers = count(config.get("max_workers")) or 16
+            buffer = count(config.get("input_buffer_allocated_bytes")) or 70_000_000
+            chunk_size = chunk_size or _balanced_chunk_size(self.state.total_records, workers)
             # Enough chunks to keep every worker busy with one more queued behind each.
             max_in_flight = max_in_flight or min(256, 2 * workers + 2)
             # A quarter of the buffer per chunk lets several chunks queue without a 429.
             if max_chunk_bytes is None:
                 max_chunk_bytes = max(1024, buffer // 4)
                 max_record_bytes = buffer  # one big record may still take a chunk to itself
-        chunker = Chunker(
-            chunk_size=chunk_size,
-            max_chunk_bytes=max_chunk_bytes,
-            max_record_bytes=max_record_bytes,
-            headers=opts.headers,
-            parameters=opts.parameters,
-            summary=opts.summary,
-        )
+        chunker = opts.chunker(chunk_size, max_chunk_bytes, max_record_bytes)
         # Throttling never starves the workers: the window shrinks no lower than their number.
-        window = Window(max_in_flight, floor=min(workers, max_in_flight))
-        self._state.in_flight_limit = window.limit
+        window = Window(
+            max_in_flight,
+            floor=min(workers, max_in_flight),
+            clock=self._clock,
+            sleep=self._policy.sleep,
+        )
+        self.state.in_flight_limit = window.limit
         return chunker, window
 
-    # ---- producer ------------------------------------------------------------------------
-
     async def _produce(self, chunker: Chunker, window: Window) -> None:
-        state = self._state
+        assert self._queue is not None
+        state = self.state
         # aclosing: on cancellation the caller's async generator is closed here and now, in
         # this task, not later by the garbage collector in another.
         async with contextlib.aclosing(chunker.chunks(self._records)) as chunks:
-            async for chunk in chunks:
-                await window.acquire(chunk.id)
-                state.chunks_read += 1
-                state.records_read += chunk.records
-                state.in_flight = window.used
-                self._pending[chunk.id] = chunk
-                self._start_push(chunk, window)
+            try:
+                async for chunk in chunks:
+                    await window.acquire(chunk.id)
+                    if not self._pending:
+                        self._last_progress = self._clock()  # the stall clock starts now
+                    self._pending[chunk.id] = chunk
+                    self._queued.add(chunk.id)
+                    state.chunks_read += 1
+                    state.records_read += chunk.records
+                    state.in_flight = window.used
+                    await self._queue.send(chunk)
+            except RecordError as exc:
+                if not state.chunks_read:
+                    raise  # nothing was sent: a client-side problem, SparkSdkError
+                raise StreamError(
+                    f"{exc.message}; the stream stopped there, after {state.records_read} "
+                    f"record(s) had been given to batch {self._adapter.batch_id} "
+                    f"({state.records_pushed} accepted so far)",
+                    offset=exc.offset,
+                    records_submitted=state.records_pushed,
+                    outstanding=self._ranges(),
+                ) from exc
         self._source_done = True
         self._wake.set()
 
-    def _start_push(self, chunk: Chunk, window: Window) -> None:
-        assert self._tg is not None
-        self._pushing += 1  # counted from now: the puller must not think the server idle
-        self._tg.start_soon(self._push, chunk, window)
+    # ---- what the pushers report -------------------------------------------------------
 
-    async def _push(self, chunk: Chunk, window: Window) -> None:
-        with anyio.CancelScope() as scope:
-            self._push_scopes[chunk.id] = scope  # cancelled once the chunk's result is in
-            try:
-                await self._push_until_accepted(chunk, window)
-            except SparkError:
-                if chunk.id in self._pending:
-                    raise
-                # A re-push whose original result arrived meanwhile: nothing is missing.
-            finally:
-                if self._push_scopes.get(chunk.id) is scope:
-                    del self._push_scopes[chunk.id]
-
-    async def _push_until_accepted(self, chunk: Chunk, window: Window) -> None:
-        assert self._pushes is not None
-        pushes = self._pushes
-        body = b'{"chunks":[' + chunk.body + b"]}"
-        attempt = 0
-        try:
-            while True:
-                await window.wait_until_open()
-                try:
-                    async with pushes:
-                        await self._transport.push(body)
-                except (SparkApiError, SparkConnectionError) as exc:
-                    if self._is_throttle(exc):
-                        self._state.throttled += 1
-                        delay = getattr(exc, "retry_after", None)
-                        window.throttle(delay if delay is not None else self._backoff(0))
-                        self._state.in_flight_limit = window.limit
-                        self._state.chunks_retried += 1
-                        continue
-                    attempt += 1
-                    if not _transient(exc) or attempt >= self._options.max_attempts:
-                        raise self._push_failed(chunk, exc) from exc
-                    self._state.chunks_retried += 1
-                    log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
-                    await anyio.sleep(self._backoff(attempt - 1))
-                    continue
-                break
-        finally:
-            self._pushing -= 1
-        window.grow()
-        state = self._state
-        state.in_flight_limit = window.limit
+    def pushed(self, chunk: Chunk, nbytes: int) -> None:
+        assert self._window is not None
+        self._queued.discard(chunk.id)
+        self._pushed_at.setdefault(chunk.id, self._clock())
+        self.last_activity = self._clock()
+        self._window.grow()
+        state = self.state
+        state.in_flight_limit = self._window.limit
         state.chunks_pushed += 1
         state.records_pushed += chunk.records
-        state.bytes_out += len(body)
+        state.bytes_out += nbytes
         self._wake.set()
 
-    @staticmethod
-    def _is_throttle(exc: SparkError) -> bool:
-        return isinstance(exc, RateLimitError) or (
-            isinstance(exc, SparkApiError) and exc.error_code == "INPUT_BUFFER_FULL"
-        )
+    def push_unanswered(self, chunk: Chunk) -> None:
+        """The push timed out: it may or may not have been applied; recovery decides."""
+        self._queued.discard(chunk.id)
+        self._pushed_at.setdefault(chunk.id, self._clock())
+        self._suspect_loss = True
+        self._wake.set()
 
-    def _push_failed(self, chunk: Chunk, exc: SparkError) -> SparkError:
+    def push_retried(self, chunk: Chunk, exc: SparkError) -> None:
+        self.state.chunks_retried += 1
+        self._log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
+
+    def throttled(self, pause: float) -> None:
+        assert self._window is not None
+        state = self.state
+        state.throttled += 1
+        state.chunks_retried += 1
+        self._window.throttle(pause)
+        state.in_flight_limit = self._window.limit
+
+    def push_failed(self, chunk: Chunk, exc: SparkError, attempts: int) -> SparkError:
+        """The error that ends the stream after a push the server refused for good."""
         last = chunk.offset + chunk.records - 1
         where = f"chunk {chunk.id} (records {chunk.offset}-{last})"
         if isinstance(exc, SparkApiError) and exc.status == 413:
-            return StreamError(
-                f"{where} is larger than the pipeline accepts: lower chunk_size or "
-                f"max_chunk_bytes ({exc})",
-                chunk_id=chunk.id,
-                offset=chunk.offset,
+            why = (
+                f"is larger than the pipeline accepts: lower chunk_size or max_chunk_bytes ({exc})"
             )
-        if isinstance(exc, ConflictError):
-            return StreamError(
-                f"{where} could not be pushed: the batch no longer accepts chunks: "
-                f"{exc.error_message or exc}",
-                chunk_id=chunk.id,
-                offset=chunk.offset,
-            )
-        if isinstance(exc, NotFoundError):
-            return self._vanished(exc)
-        return exc
+        elif isinstance(exc, ConflictError):
+            reason = exc.error_message or exc
+            why = f"could not be pushed: the batch no longer accepts chunks: {reason}"
+        elif isinstance(exc, NotFoundError):
+            return self.vanished(exc)
+        elif transient(exc):
+            why = f"could not be pushed after {attempts} attempt(s): {exc}"
+        else:
+            return exc  # a credential or request problem: its own error says it best
+        return self._error(f"{where} {why}", chunk)
 
-    # ---- puller --------------------------------------------------------------------------
+    # ---- what the puller reports -------------------------------------------------------
 
-    async def _pull_loop(self, send: MemoryObjectSendStream[StreamResult], window: Window) -> None:
-        delay = _POLL_MIN_S
-        failures = 0
-        while not (self._source_done and not self._pending):
-            if not self._pending:
-                await self._wait_for_change()
-                continue
-            try:
-                results, status = await self._transport.pull(self._options.pull_max_chunks)
-            except (SparkApiError, SparkConnectionError) as exc:
-                failures += 1
-                if not _transient(exc) or failures >= self._options.max_attempts:
-                    raise self._pull_failed(exc, failures) from exc
-                # The server may have handed results over before the answer was lost.
-                self._suspect_loss = True
-                log.debug("pull failed (%s); retrying", exc)
-                retry_after = getattr(exc, "retry_after", None)
-                await anyio.sleep(
-                    retry_after if retry_after is not None else self._backoff(failures - 1)
-                )
-                continue
-            failures = 0
-            state = self._state
-            state.pulls += 1
-            for raw in results:
-                await self._deliver(raw, send, window)
-            if results:
-                self._idle_pulls = 0
-                delay = _POLL_MIN_S
-                if _int(status.get("chunks_available")) > 0:
-                    continue
-            else:
-                state.empty_pulls += 1
-                self._check_batch(status)
-                if self._lost(status, window):
-                    continue
-            if self._pending:
-                with anyio.move_on_after(delay) as waited:
-                    await self._wait_for_change()
-                if waited.cancelled_caught:  # nothing happened meanwhile: back off
-                    delay = min(_POLL_MAX_S, delay * 2)
+    def pulled(self, status: Mapping[str, Any], results: int) -> None:
+        self._counters = status
+        state = self.state
+        state.pulls += 1
+        if not results:
+            state.empty_pulls += 1
 
-    async def _wait_for_change(self) -> None:
-        await self._wake.wait()
-        self._wake = anyio.Event()
+    def pull_lost(self, exc: SparkError) -> None:
+        self._suspect_loss = True
+        self._log.debug("pull failed (%s); retrying", exc)
 
-    async def _deliver(
-        self,
-        raw: Mapping[str, Any],
-        send: MemoryObjectSendStream[StreamResult],
-        window: Window,
+    async def deliver(
+        self, raw: Mapping[str, Any], send: MemoryObjectSendStream[StreamResult]
     ) -> None:
+        """Match a pulled result with its chunk, and hand results over in order."""
+        assert self._window is not None
         chunk = self._pending.pop(str(raw.get("id")), None)
+        state = self.state
         if chunk is None:
-            self._state.duplicates_dropped += 1  # a retried push ran twice: first copy won
+            state.duplicates_dropped += 1  # a retried push ran twice: first copy won
             return
-        scope = self._push_scopes.pop(chunk.id, None)
-        if scope is not None:
-            scope.cancel()  # a re-push still retrying is no longer needed
+        now = self._clock()
+        self._last_progress = self.last_activity = now
+        pushed_at = self._pushed_at.pop(chunk.id, None)
+        if pushed_at is not None:
+            self.slowest_round_trip = max(self.slowest_round_trip, now - pushed_at)
+        self._repushes.pop(chunk.id, None)
         result = to_result(chunk, raw)
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
-            await send.send(item)  # zero buffer: returns once the consumer has it
-            window.release(item.id)  # a chunk's id is its window slot's borrower
-            state = self._state
-            state.in_flight = window.used
+            self._with_consumer = True
+            try:
+                await send.send(item)  # zero buffer: returns once the consumer has it
+            finally:
+                self._with_consumer = False
+                self._last_progress = self._clock()
+            self._window.release(item.id)  # a chunk's id is its window slot's borrower
+            state.in_flight = self._window.used
             state.chunks_completed += 1
             state.records_completed += item.records
             state.records_failed += item.failed
             if self._options.progress is not None:
                 self._options.progress(state)
 
-    def _check_batch(self, status: Mapping[str, Any]) -> None:
+    def check_batch(self, status: Mapping[str, Any]) -> None:
+        """Fail when the server says the batch ended while results are still missing."""
         batch_status = status.get("batch_status")
-        if batch_status in (None, "closed", "completed") or batch_status in _OPEN:
+        if not isinstance(batch_status, str) or batch_status in _OPEN | _ENDED_FINE:
             return
-        missing = sorted(self._pending.values(), key=lambda c: c.seq)
-        first = missing[0]
-        raise StreamError(
-            f"the batch is {batch_status} on the server; {len(missing)} chunk(s) from record "
-            f"{first.offset} on will not come back",
-            chunk_id=first.id,
-            offset=first.offset,
+        first = next(iter(self._pending.values()))
+        raise self._error(
+            f"the batch is {batch_status} on the server; {len(self._pending)} chunk(s) from "
+            f"record {first.offset} on will not come back",
+            first,
         )
 
-    def _lost(self, status: Mapping[str, Any], window: Window) -> bool:
-        """Re-push pending chunks once the server plainly has nothing left for us."""
-        # A counter the server did not send is not evidence of idleness.
-        idle = self._pushing == 0 and all(
-            status.get(key) == 0
-            for key in ("chunks_available", "workers_in_use", "input_buffer_used_bytes")
-        )
-        now = time.monotonic()
-        if not idle:
-            self._idle_since = None
-            return False
-        if self._idle_since is None:
-            self._idle_since = now
-        # Counters may lag: idle for two answers in a row and for a little while.
-        self._idle_pulls += 1
-        if self._idle_pulls < 2 or now - self._idle_since < _IDLE_BEFORE_REPUSH_S:
-            return False
-        self._idle_pulls = 0
-        self._idle_since = None
-        chunks = sorted(self._pending.values(), key=lambda c: c.seq)
-        log.warning(
-            "%d chunk(s) pushed but never returned (lost answers%s); pushing them again",
+    def repush_outstanding(self, evidence: str, *, limited: bool) -> None:
+        """Queue every outstanding chunk not already queued for another push."""
+        assert self._queue is not None
+        chunks = [c for c in self._pending.values() if c.id not in self._queued]
+        if not chunks:
+            return
+        self._log.warning(
+            "%d chunk(s) pushed but never returned (%s%s); pushing them again",
             len(chunks),
-            " after a failed pull" if self._suspect_loss else "",
+            evidence,
+            ", after a lost answer" if self._suspect_loss else "",
         )
         self._suspect_loss = False
         for chunk in chunks:
             repushes = self._repushes[chunk.id] = self._repushes.get(chunk.id, 0) + 1
-            if repushes > self._options.max_attempts:
-                raise StreamError(
+            if limited and repushes > self._policy.max_retries:
+                raise self._error(
                     f"chunk {chunk.id} (records {chunk.offset}-{chunk.offset + chunk.records - 1})"
-                    f" was pushed {repushes} times and its result never came back",
-                    chunk_id=chunk.id,
-                    offset=chunk.offset,
+                    f" was pushed {repushes} time(s) and its result never came back ({evidence})",
+                    chunk,
                 )
-            self._state.chunks_retried += 1
-            self._start_push(chunk, window)
-        return True
+            self.state.chunks_retried += 1
+            self._queued.add(chunk.id)
+            self._queue.send_nowait(chunk)
+        self.last_activity = self._clock()
 
-    def _pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
-        if isinstance(exc, NotFoundError):
-            return self._vanished(exc)
-        if _transient(exc):
-            return StreamError(
-                f"results could not be pulled after {attempts} attempts, with "
+    def pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
+        if transient(exc):
+            return self._error(
+                f"results could not be pulled after {attempts} attempt(s), with "
                 f"{len(self._pending)} chunk(s) outstanding: {exc}"
             )
         return exc
 
-    def _vanished(self, exc: SparkError) -> SparkError:
-        if not self._state.pulls and not self._state.chunks_pushed:
+    def vanished(self, exc: SparkError) -> SparkError:
+        state = self.state
+        if not state.pulls and not state.chunks_pushed:
             return exc  # never seen: an unknown id, not a batch that disappeared
-        return StreamError(
+        return self._error(
             f"the batch vanished from the server while {len(self._pending)} chunk(s) were "
-            f"outstanding (was the server restarted?): {exc}"
+            f"outstanding (confirmed by its status; was the server restarted?): {exc}"
+        )
+
+    # ---- the watchdog ------------------------------------------------------------------
+
+    def check_stall(self, stall_timeout: float) -> None:
+        now = self._clock()
+        if self._with_consumer or not self._pending:
+            self._last_progress = now
+            return
+        silent = now - self._last_progress
+        if silent < stall_timeout:
+            return
+        assert self._window is not None
+        pending = len(self._pending)
+        if self._window.paused:
+            waiting = f"the server to accept pushes (throttled {self.state.throttled} time(s))"
+        elif self.pushing:
+            waiting = f"the server to accept {self.pushing} push(es)"
+        else:
+            waiting = f"results of {pending} chunk(s) the server accepted"
+        raise self._error(
+            f"the stream stalled: no result for {silent:.0f}s (stall_timeout={stall_timeout:g}s)"
+            f" with {pending} chunk(s) outstanding; waiting for {waiting}; the server's last "
+            f"counters: {_counters_text(self._counters)}"
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _ranges(self) -> tuple[tuple[int, int], ...]:
+        """Outstanding record ranges (first, last), adjacent chunks merged."""
+        ranges: list[tuple[int, int]] = []
+        for chunk in sorted(self._pending.values(), key=lambda c: c.seq):
+            first, last = chunk.offset, chunk.offset + chunk.records - 1
+            if ranges and ranges[-1][1] + 1 == first:
+                ranges[-1] = (ranges[-1][0], last)
+            else:
+                ranges.append((first, last))
+        return tuple(ranges)
+
+    def _error(self, message: str, chunk: Chunk | None = None) -> StreamError:
+        ranges = self._ranges()
+        if ranges:
+            shown = ", ".join(f"{a}-{b}" for a, b in ranges[:5])
+            more = f" and {len(ranges) - 5} more" if len(ranges) > 5 else ""
+            message += f" [records without a result: {shown}{more}]"
+        return StreamError(
+            message,
+            chunk_id=chunk.id if chunk else None,
+            offset=chunk.offset if chunk else None,
+            records_submitted=self.state.records_pushed,
+            outstanding=ranges,
+            counters=self._counters,
         )
 
     async def _with_retries(
         self, what: str, call: Callable[[], Awaitable[Mapping[str, Any]]]
     ) -> Mapping[str, Any]:
-        attempt = 0
+        policy = self._policy
+        retries = 0
         while True:
             try:
                 return await call()
             except (SparkApiError, SparkConnectionError) as exc:
-                attempt += 1
-                if not _transient(exc) or attempt >= self._options.max_attempts:
+                if not transient(exc) or retries >= policy.max_retries:
                     raise
-                log.debug("could not %s (%s); retrying", what, exc)
-                await anyio.sleep(self._backoff(attempt - 1))
-
-    def _backoff(self, attempt: int) -> float:
-        return backoff_delay(
-            attempt, interval=self._options.retry_interval_s, rng=self._rng, cap=2.0
-        )
+                self._log.debug("could not %s (%s); retrying", what, exc)
+                if not isinstance(exc, SparkTimeoutError):
+                    retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None
+                    await policy.sleep(policy.delay(retries, retry_after))
+                retries += 1
 
 
-def _transient(exc: SparkError) -> bool:
-    if isinstance(exc, SparkConnectionError):
-        return True
-    return isinstance(exc, SparkApiError) and should_retry(exc.status)
+def _counters_text(status: Mapping[str, Any]) -> str:
+    keys = (
+        "batch_status",
+        "chunks_available",
+        "workers_in_use",
+        "input_buffer_used_bytes",
+        "records_completed",
+        "record_submitted",
+    )
+    shown = {k: status[k] for k in keys if k in status}
+    return repr(shown) if shown else "none seen"
 
 
 def _balanced_chunk_size(total: int | None, workers: int) -> int:
@@ -459,13 +440,3 @@ def _balanced_chunk_size(total: int | None, workers: int) -> int:
         return DEFAULT_CHUNK_SIZE
     waves = math.ceil(total / (DEFAULT_CHUNK_SIZE * workers))
     return max(1, math.ceil(total / (workers * waves)))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _positive(value: Any, default: int) -> int:
-    return (
-        value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
-    )

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 
-from .._exceptions import SparkError
+from .._exceptions import StreamError
 from ._chunker import Chunk
 
-__all__ = ["StreamError", "StreamResult", "to_result"]
-
-
-class StreamError(SparkError):
-    """The stream could not deliver every record: the server lost, failed or mangled a chunk,
-    or the batch ended on the server (cancelled, timed out) while records were outstanding.
-
-    Results yielded before it was raised are correct and were yielded exactly once.
-    """
-
-    def __init__(self, message: str, *, chunk_id: str | None = None, offset: int | None = None):
-        super().__init__(message)
-        self.chunk_id = chunk_id
-        self.offset = offset
+__all__ = ["NO_ANSWER", "StreamResult", "to_result"]
 
 
 @frozen(slots=True)
@@ -58,27 +45,59 @@ class StreamResult:
         ]
 
 
+# The error given to a record for which the server sent neither an output nor an error.
+NO_ANSWER: Final = {
+    "error": "NO_RESULT",
+    "message": "the server returned neither an output nor an error for this record",
+}
+
+
 def to_result(chunk: Chunk, raw: Mapping[str, Any]) -> StreamResult:
-    """Line a pulled chunk result up with the chunk that produced it."""
+    """Line a pulled chunk result up with the chunk that produced it.
+
+    Raises:
+        StreamError: the result does not line up with the chunk (a count, a header or a row
+            that does not fit): the server answered for something else than what was sent.
+    """
     outputs = raw.get("outputs")
     if not isinstance(outputs, list):
         raise _mangled(chunk, "has no outputs list")
+    rows: list[dict[str, Any] | None]
     if outputs and isinstance(outputs[0], list):  # JSON-array form: a header row, then rows
         names = outputs[0]
-        rows: list[dict[str, Any] | None] = [
-            None if row is None else dict(zip(names, row, strict=False)) for row in outputs[1:]
-        ]
+        if not all(isinstance(name, str) for name in names):
+            raise _mangled(chunk, f"has a header row that is not all names: {names!r:.200}")
+        width = len(names)
+        body = outputs[1:]
+        for i, row in enumerate(body):
+            if row is not None and (not isinstance(row, list) or len(row) != width):
+                what = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+                raise _mangled(chunk, f"has {what} in output row {i} for {width} columns")
+        rows = [None if row is None else dict(zip(names, row, strict=True)) for row in body]
     else:
+        if not all(row is None or isinstance(row, dict) for row in outputs):
+            raise _mangled(chunk, "has outputs that are neither objects nor null")
         rows = outputs
     if len(rows) != chunk.records:
         raise _mangled(chunk, f"has {len(rows)} outputs for {chunk.records} records")
+    errors = raw.get("errors")
+    if errors is None:
+        errors = [None] * chunk.records
+    elif not isinstance(errors, list) or len(errors) != chunk.records:
+        count = len(errors) if isinstance(errors, list) else type(errors).__name__
+        raise _mangled(chunk, f"has {count} errors for {chunk.records} records")
+    if None in rows:
+        errors = [
+            NO_ANSWER if row is None and error is None else error
+            for row, error in zip(rows, errors, strict=True)
+        ]
     return StreamResult(
         id=chunk.id,
         seq=chunk.seq,
         offset=chunk.offset,
         inputs=chunk.inputs,
         outputs=rows,
-        errors=_per_record(raw.get("errors"), chunk.records),
+        errors=errors,
         warnings=_per_record(raw.get("warnings"), chunk.records),
         process_time=_per_record(raw.get("process_time"), chunk.records),
         summary_output=raw.get("summary_output"),
@@ -97,4 +116,5 @@ def _mangled(chunk: Chunk, what: str) -> StreamError:
         f"the result of chunk {chunk.id} (records {chunk.offset}-{last}) {what}",
         chunk_id=chunk.id,
         offset=chunk.offset,
+        outstanding=((chunk.offset, last),),
     )

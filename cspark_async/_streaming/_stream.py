@@ -6,7 +6,13 @@ Why the engine runs in its own task: an async generator must not yield from insi
 stack corruption", PEP 789). So the engine's task group lives in one task owned by this object,
 results cross over through a zero-buffer memory stream, and every exit path (normal end,
 `break`, an exception in the consumer or the engine, cancellation) ends in `_shutdown()`, which
-cancels that task, waits for it, and applies `on_exit` to the server pipeline, shielded.
+cancels that task, waits for it, and applies `on_exit` to the server pipeline.
+
+A cancelled caller is never made to wait for the server: when cancellation (an anyio scope,
+`asyncio.timeout()`, `Task.cancel()`) lands while the pipeline is being created or ended, the
+rest of that work is handed to the client (`finish_later`), which cancels a batch created too
+late and waits for it on `close()`. The caller's own CancelledError is re-raised as it came, so
+the scope that cancelled it absorbs it.
 """
 
 from __future__ import annotations
@@ -19,43 +25,39 @@ import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine, Sized
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
-from ._chunker import Chunker, Records, check_records, close_async_iterator
-from ._engine import DEFAULT_CHUNK_SIZE, Engine, OnExit, StreamOptions, Transport
+from .._policy import RetryPolicy
+from ._adapter import OnExit, PipelineAdapter
+from ._chunker import Records, check_records, close_async_iterator
+from ._engine import Engine
+from ._options import DEFAULT_CHUNK_SIZE, StreamOptions
 from ._results import StreamResult
 from ._state import StreamState
 
 if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport there
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["ResultStream", "StreamTarget"]
-
-log = logging.getLogger("cspark_async.stream")
+__all__ = ["ResultStream"]
 
 _CLEANUP_TIMEOUT_S: Final = 15.0
-T = TypeVar("T")
+# How long a cancelled caller still waits for the server to be told (then the client does).
+_CANCEL_GRACE_S: Final = 0.25
 
 
 class Tracker(Protocol):
-    """Where running streams register: the client ends them before closing its session."""
+    """The client: running streams register with it, so that it ends them before closing its
+    session, and it finishes the clean-ups that cancelled callers could not wait for."""
 
     def track(self, stream: ResultStream) -> None: ...
 
     def untrack(self, stream: ResultStream) -> None: ...
 
-
-class StreamTarget(Transport, Protocol):
-    """A pipeline to stream through, and how to end it."""
-
-    @property
-    def batch_id(self) -> str: ...
-
-    async def end(self, how: OnExit) -> None: ...
+    def finish_later(self, work: Coroutine[Any, Any, None], name: str) -> None: ...
 
 
 class ResultStream:
@@ -74,18 +76,22 @@ class ResultStream:
 
     def __init__(
         self,
-        target: StreamTarget | Callable[[], Coroutine[Any, Any, StreamTarget]],
+        target: PipelineAdapter | Callable[[], Coroutine[Any, Any, PipelineAdapter]],
         records: Records,
         options: StreamOptions,
         *,
+        policy: RetryPolicy,
+        tracker: Tracker,
         close_when_done: bool = False,
-        tracker: Tracker | None = None,
     ) -> None:
         check_records(records)
+        self._policy = policy
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)
         # An existing pipeline, or how to create one (the one-call form) once records are seen.
-        self._target: StreamTarget | None = None if callable(target) else target
-        self._open_target = target if callable(target) else None
+        self._target: PipelineAdapter | None = (
+            target if isinstance(target, PipelineAdapter) else None
+        )
+        self._open_target = None if isinstance(target, PipelineAdapter) else target
         self._records = records
         self._options = options
         self._close_when_done = close_when_done
@@ -145,10 +151,11 @@ class ResultStream:
             try:
                 await self._open()
             except BaseException:
-                self._closing = True  # nothing was started; nothing to clean up
+                if self._target is not None:  # created, then cancelled: end it
+                    await self._shutdown()
+                self._closing = True
                 raise
-            if self._tracker is not None:
-                self._tracker.track(self)
+            self._tracker.track(self)
         return self
 
     async def __aenter__(self) -> ResultStream:
@@ -179,15 +186,16 @@ class ResultStream:
             self._task = asyncio.get_running_loop().create_task(
                 self._main(self._send), name="cspark-async stream engine"
             )
-            if self._tracker is not None:
-                self._tracker.track(self)
+            self._tracker.track(self)
         return self._recv
 
     async def _main(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         async with send:  # closing it ends the consumer's loop, whatever the engine did
             if await self._open():
                 assert self._target is not None
-                engine = Engine(self._target, self._records, self._options, self.state)
+                engine = Engine(
+                    self._target, self._records, self._options, self.state, self._policy
+                )
                 await engine.run(send)
             self.state.done = True
 
@@ -201,25 +209,24 @@ class ResultStream:
             return True
         if self._has_data is None:
             head, self._records = await _split_head(self._records, 2)
-            probe = Chunker(
-                chunk_size=self._options.chunk_size or DEFAULT_CHUNK_SIZE,
-                max_chunk_bytes=2**31,
-                headers=self._options.headers,
-                parameters=self._options.parameters,
-                summary=self._options.summary,
-            )
+            probe = self._options.chunker(self._options.chunk_size or DEFAULT_CHUNK_SIZE, 2**31)
             self._has_data = bool([chunk async for chunk in probe.chunks(head)])
         if not self._has_data:
             return False
         assert self._open_target is not None
-        # Creating the pipeline runs to its end even if we are cancelled meanwhile: a pipeline
-        # created on the server must be known here, to be ended by on_exit.
+        # The create runs in a task of its own: if we are cancelled meanwhile, it may already
+        # have been applied on the server, so it is left to finish and then undone.
         create = asyncio.get_running_loop().create_task(self._open_target())
         try:
-            self._target = await _despite_cancellation(create)
+            self._target = await asyncio.shield(create)
         except asyncio.CancelledError:
+            await _grace(create)
             if create.done() and not create.cancelled() and create.exception() is None:
-                self._target = create.result()
+                self._target = create.result()  # ended by `_shutdown()` as usual
+            else:
+                self._tracker.finish_later(
+                    _undo_create(create, self._policy.logger), "cspark-async undo create"
+                )
             raise
         return True
 
@@ -234,14 +241,21 @@ class ResultStream:
             raise _unwrap(exc) from None
 
     async def _shutdown(self) -> None:
-        """Stop the engine and apply `on_exit`: once, whoever asks first, and to the end even
-        if the caller is cancelled meanwhile (the work runs in its own task)."""
+        """Stop the engine and apply `on_exit`: once, whoever asks first. The work runs in its
+        own task; a caller cancelled meanwhile leaves it to the client and returns at once."""
         if self._cleanup is None:
             self._closing = True
             self._cleanup = asyncio.get_running_loop().create_task(
                 self._clean_up(), name="cspark-async stream cleanup"
             )
-        await _despite_cancellation(self._cleanup)
+        cleanup = self._cleanup
+        try:
+            await asyncio.shield(cleanup)
+        except asyncio.CancelledError:
+            await _grace(cleanup)
+            if not cleanup.done():
+                self._tracker.finish_later(_wait(cleanup), "cspark-async stream cleanup")
+            raise
 
     async def _clean_up(self) -> None:
         try:
@@ -252,8 +266,7 @@ class ResultStream:
             await self._end_target()
         finally:
             self.state.finished_at = self.state.finished_at or time.monotonic()
-            if self._tracker is not None:
-                self._tracker.untrack(self)
+            self._tracker.untrack(self)
 
     async def _stop_engine(self) -> None:
         task = self._task
@@ -263,10 +276,12 @@ class ResultStream:
             task.cancel()
             await asyncio.wait([task], timeout=_CLEANUP_TIMEOUT_S)
             if not task.done():  # e.g. a records iterable that swallows cancellation
-                log.warning("the stream engine did not stop within %ss", _CLEANUP_TIMEOUT_S)
+                self._policy.logger.warning(
+                    "the stream engine did not stop within %ss", _CLEANUP_TIMEOUT_S
+                )
                 return
         if not task.cancelled() and task.exception() is not None and not self._completed:
-            log.debug("stream engine ended with %r", task.exception())
+            self._policy.logger.debug("stream engine ended with %r", task.exception())
 
     async def _end_target(self) -> None:
         target = self._target
@@ -279,13 +294,7 @@ class ResultStream:
             how = self._options.on_exit
         if how is None:
             return
-        try:
-            with anyio.fail_after(_CLEANUP_TIMEOUT_S):
-                await target.end(how)
-        except ConflictError as exc:  # it had already ended on the server: nothing to undo
-            log.debug("the batch pipeline had already ended: %s", exc)
-        except Exception as exc:  # the original error, if any, matters more than this one
-            log.warning("could not %s the batch pipeline after the stream ended: %s", how, exc)
+        await _end(target, how, self._policy.logger)
 
     def __repr__(self) -> str:
         s = self.state
@@ -339,18 +348,42 @@ async def _split_head(records: Records, count: int) -> tuple[list[Any], Records]
     return head, itertools.chain(head, sync_iterator)
 
 
-async def _despite_cancellation(task: asyncio.Task[T]) -> T:
-    """Wait for `task` to finish even if we are cancelled meanwhile; then re-raise the
-    cancellation. (An anyio shield does not stop a native `Task.cancel()`.)"""
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-            break
-        except asyncio.CancelledError:
-            if task.cancelled():
-                raise
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
+async def _end(target: PipelineAdapter, how: OnExit, logger: logging.Logger) -> None:
+    """Cancel or close the pipeline; failures are logged (with why), never raised."""
+    try:
+        with anyio.fail_after(_CLEANUP_TIMEOUT_S):
+            await target.end(how)
+    except ConflictError as exc:  # it had already ended on the server: nothing to undo
+        logger.debug("batch pipeline %s had already ended: %s", target.batch_id, exc)
+    except TimeoutError:
+        logger.warning(
+            "could not %s batch pipeline %s: the server did not answer within %ss",
+            how,
+            target.batch_id,
+            _CLEANUP_TIMEOUT_S,
+        )
+    except Exception as exc:  # the original error, if any, matters more than this one
+        logger.warning("could not %s batch pipeline %s: %s", how, target.batch_id, exc)
+
+
+async def _undo_create(create: asyncio.Task[PipelineAdapter], logger: logging.Logger) -> None:
+    """Wait for a create whose caller was cancelled; cancel the batch it made, if any."""
+    try:
+        target = await create
+    except Exception as exc:  # nothing was created, or we cannot know: it was logged there
+        logger.debug("the create that was cancelled failed: %s", exc)
+        return
+    await _end(target, "cancel", logger)
+
+
+async def _wait(task: asyncio.Task[None]) -> None:
+    await asyncio.wait([task])
+
+
+async def _grace(task: asyncio.Task[Any]) -> None:
+    """After a cancellation: give `task` a moment to finish (on a live server it does, so the
+    server is told before the caller moves on), without letting a dead one hold the caller."""
+    # Shielded from anyio, which would otherwise re-deliver the cancellation at every turn of
+    # the loop; a second native cancel still ends the wait.
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait([task], timeout=_CANCEL_GRACE_S)

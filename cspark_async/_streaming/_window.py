@@ -6,7 +6,9 @@ shared deadline; each accepted push grows it back by one, up to its maximum.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -14,13 +16,28 @@ __all__ = ["Window"]
 
 
 class Window:
-    def __init__(self, maximum: int, *, initial: int | None = None, floor: int = 1) -> None:
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        initial: int | None = None,
+        floor: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if maximum < 1:
             raise ValueError(f"the in-flight window needs at least 1 slot, got {maximum}")
         self.maximum = maximum
         self.floor = max(1, min(floor, maximum))
         self._limiter = anyio.CapacityLimiter(min(maximum, initial or maximum))
-        self._resume_at = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._resume_at = -float("inf")
+
+    @property
+    def paused(self) -> bool:
+        """Whether pushes are paused by a throttle right now."""
+        return self._clock() < self._resume_at
 
     @property
     def limit(self) -> int:
@@ -46,7 +63,7 @@ class Window:
 
         Concurrent pushes rejected together are one event: the window halves once per pause,
         not once per rejected push."""
-        now = time.monotonic()
+        now = self._clock()
         if now >= self._resume_at:
             self._limiter.total_tokens = max(self.floor, self.limit // 2)
         self._resume_at = max(self._resume_at, now + retry_after_s)
@@ -54,5 +71,5 @@ class Window:
     async def wait_until_open(self) -> None:
         """Sleep out the shared pause, if any (re-checked: it may be extended meanwhile)."""
         # A loop, not an Event: another throttle may push the deadline out while we sleep.
-        while (delay := self._resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(delay)
+        while (delay := self._resume_at - self._clock()) > 0:
+            await self._sleep(delay)

@@ -53,7 +53,7 @@ async def test_connection_resets_exhaust_retries() -> None:
 async def test_server_errors_keep_their_status_after_retries() -> None:
     faults = Faults(server_error=1.0, server_error_statuses=(502,), endpoints={"describe"})
     async with Emulator(faults=faults) as emu, _client(emu) as spark:
-        with pytest.raises(sdk.UnknownApiError) as info:
+        with pytest.raises(sdk.BadGatewayError) as info:
             await spark.batches.describe()
     assert info.value.status == 502
     assert info.value.attempts == 3
@@ -82,7 +82,7 @@ async def test_a_push_that_can_never_fit_is_not_retried() -> None:
     async with Emulator(input_buffer_bytes=200) as emu, _client(emu) as spark:
         batch = await spark.batches.create("my-folder/my-service")
         pipeline = spark.batches.of(batch.data["id"])
-        with pytest.raises(sdk.UnknownApiError) as info:
+        with pytest.raises(sdk.PayloadTooLargeError) as info:
             await pipeline.push(inputs=[{"value": "x" * 50} for _ in range(10)])
     assert info.value.status == 413
     assert info.value.attempts == 1

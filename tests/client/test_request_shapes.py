@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import aiohttp
+import attrs
 import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
@@ -41,10 +42,10 @@ async def client(sleeps: Sleeps | None = None, **kwargs: Any) -> AsyncIterator[A
     if not {"api_key", "token", "oauth"} & kwargs.keys():
         kwargs["api_key"] = KEY
     async with AsyncClient(BASE, **kwargs) as spark:
-        spark._http.rng = TopOfRange()
-        if sleeps is not None:
-            spark._http.sleep = sleeps
-        yield spark
+        policy = attrs.evolve(
+            spark.policy, rng=TopOfRange(), sleep=sleeps if sleeps is not None else asyncio.sleep
+        )
+        yield spark.with_options(policy=policy)
 
 
 def calls(m: aioresponses, method: str, url: str) -> list[Any]:
@@ -270,7 +271,7 @@ async def test_jitter_is_drawn_from_the_rng(mocked: aioresponses, sleeps: Sleeps
         mocked.get(url, status=502)
     mocked.get(url, payload=STATUS)
     async with client(sleeps, max_retries=3, retry_interval=1.0) as spark:
-        spark._http.rng = random.Random(3)
+        spark = spark.with_options(policy=attrs.evolve(spark.policy, rng=random.Random(3)))
         await spark.batches.of("b1").get_status()
     expected_rng = random.Random(3)
     assert sleeps.delays == [expected_rng.uniform(0, 2.0**n) for n in range(3)]
@@ -345,7 +346,7 @@ async def test_max_retries_zero_disables_retries(mocked: aioresponses, sleeps: S
         (403, sdk.ForbiddenError),
         (404, sdk.NotFoundError),
         (409, sdk.ConflictError),
-        (413, sdk.UnknownApiError),
+        (413, sdk.PayloadTooLargeError),
         (422, sdk.UnprocessableEntityError),
         (501, sdk.UnknownApiError),
     ],
@@ -452,7 +453,7 @@ async def test_html_error_page_after_retries(mocked: aioresponses, sleeps: Sleep
         repeat=True,
     )
     async with client(sleeps) as spark:
-        with pytest.raises(sdk.UnknownApiError) as info:
+        with pytest.raises(sdk.BadGatewayError) as info:
             await spark.batches.of("b1").get_status()
     error = info.value
     assert error.status == 502

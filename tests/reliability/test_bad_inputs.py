@@ -398,9 +398,14 @@ async def test_bad_record_in_a_later_chunk_only_earlier_chunks_go_out(stack: Sta
     pipeline = await open_pipeline(stack)
     records = [{"n": n} for n in range(250)] + [{"n": math.nan}] + [{"n": 251}]
     seen = 0
-    with pytest.raises(sdk.SparkSdkError, match="record at offset 250 cannot be encoded"):
+    # Records went out before the bad one was found: not a SparkSdkError ("nothing sent").
+    with pytest.raises(sdk.StreamError, match="record at offset 250 cannot be encoded") as info:
         async for result in pipeline.stream_outputs(records, chunk_size=100):
             seen += result.records
+    assert not isinstance(info.value, sdk.SparkSdkError)
+    assert info.value.offset == 250
+    assert info.value.records_submitted is not None
+    assert info.value.records_submitted <= 200
     batch = stack.emu.engine.batch(pipeline.batch_id)
     assert batch.records_submitted <= 200  # chunks 0 and 1 at most; chunk 2 holds offset 250
     assert seen <= 200
@@ -419,8 +424,9 @@ async def test_one_record_bigger_than_the_input_buffer(stack: Stack) -> None:
     ]
     pipeline = await open_pipeline(stack, max_input_size=0.01)
     records = [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3, "blob": "x" * 12_000}]
-    with pytest.raises(sdk.SparkSdkError) as info:
+    with pytest.raises(sdk.StreamError) as info:  # the first chunk may have gone out
         await drain(pipeline.stream_outputs(records, chunk_size=2))
+    assert info.value.offset == 3
     message = str(info.value)
     assert "record at offset 3 takes 12" in message  # ~12 kB of JSON
     assert "the pipeline's input buffer limits it" in message
@@ -903,8 +909,8 @@ def push(spark: AsyncClient) -> Awaitable[Any]:
         pytest.param(
             answer(413, NGINX_413),
             push,
-            sdk.UnknownApiError,
-            ["413 UnknownApiError: POST", "413 Request Entity Too Large"],
+            sdk.PayloadTooLargeError,
+            ["413 PayloadTooLargeError: POST", "413 Request Entity Too Large"],
             1,
             id="proxy-413-html-not-retried",
         ),

@@ -106,8 +106,8 @@ async def _run_flows() -> None:
                     if result.offset >= 30:
                         raise RuntimeError("consumer gave up")
 
-            # A stream failed by a bad record.
-            with pytest.raises(sdk.SparkSdkError, match="record at offset 15"):
+            # A stream failed by a bad record, after three chunks went out.
+            with pytest.raises(sdk.StreamError, match="record at offset 15"):
                 async with spark.batches.stream_outputs(
                     "my-folder/my-service",
                     [{"n": n} for n in range(15)] + [{"n": float("nan")}],

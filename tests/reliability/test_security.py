@@ -300,7 +300,7 @@ ACCESS_TOKEN = "oauth-access-token-e1f2a3b4"
 ECHOES = [
     pytest.param(400, "application/json", sdk.BadRequestError, id="400-json-message"),
     pytest.param(401, "text/html", sdk.UnauthorizedError, id="401-html"),
-    pytest.param(502, "text/html", sdk.UnknownApiError, id="502-html-after-retries"),
+    pytest.param(502, "text/html", sdk.BadGatewayError, id="502-html-after-retries"),
     pytest.param(200, "text/html", sdk.InvalidResponseError, id="200-not-json"),
 ]
 

@@ -37,7 +37,7 @@ async def test_every_record_once_whatever_the_faults(
     async with (
         Emulator(workers=4, services={"t/tagged": tagged}, faults=faults) as emu,
         AsyncClient(
-            emu.base_url, api_key="k", logger=False, max_retries=4, retry_interval=0.01
+            emu.base_url, api_key="k", logger=False, max_retries=8, retry_interval=0.01
         ) as spark,
     ):
         emu.set_faults(None)  # create cleanly; the stream itself runs under faults

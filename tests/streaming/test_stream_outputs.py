@@ -15,7 +15,7 @@ import pytest
 from cspark_async import NotFoundError, SparkSdkError, StreamError, StreamState
 from cspark_async.emulator import Faults
 
-from .conftest import records
+from .conftest import records, without_waits
 
 
 async def open_pipeline(spark: Any, **create: Any) -> Any:
@@ -266,7 +266,10 @@ async def test_exactly_once_with_lost_push_answers(stack: Callable[..., Any]) ->
 
 async def test_exactly_once_with_lost_pull_answers(stack: Callable[..., Any]) -> None:
     faults = Faults(seed=11, reset_after=0.3, endpoints={"pull"})
-    async with stack(workers=4, faults=faults, record_latency=0.0005) as (emu, spark):
+    # A third of the pull answers lost: a chunk's result may be lost several times over.
+    options = {"workers": 4, "faults": faults, "record_latency": 0.0005}
+    async with stack(client={"max_retries": 8}, **options) as (emu, spark):
+        spark, _ = without_waits(spark)
         pipeline = await open_pipeline(spark)
         stream = pipeline.stream_outputs(records(2000), chunk_size=10)
         got = [o["n"] async for r in stream for o in r.outputs]
@@ -333,9 +336,11 @@ async def test_an_unused_stream_leaves_nothing_behind(stack: Callable[..., Any])
 
 async def test_a_server_that_never_answers_pulls_ends_the_stream(stack: Callable[..., Any]) -> None:
     async with stack(faults=Faults(server_error=1.0, endpoints={"pull"})) as (emu, spark):
+        spark, _ = without_waits(spark)
         pipeline = await open_pipeline(spark)
         stream = pipeline.stream_outputs(records(100), chunk_size=10)
-        with anyio.fail_after(20), pytest.raises(StreamError, match="could not be pulled after 8"):
+        # The client's policy: 1 + max_retries (2) attempts, with its backoff (not waited).
+        with anyio.fail_after(20), pytest.raises(StreamError, match="could not be pulled after 3"):
             async for _ in stream:
                 pass
 

@@ -25,9 +25,10 @@ SECRET = "sk-very-secret-key"
         (503, sdk.ServiceUnavailableError),
         (504, sdk.GatewayTimeoutError),
         (302, sdk.UnknownApiError),
-        (408, sdk.UnknownApiError),
-        (413, sdk.UnknownApiError),
-        (502, sdk.UnknownApiError),
+        (408, sdk.RequestTimeoutError),
+        (413, sdk.PayloadTooLargeError),
+        (502, sdk.BadGatewayError),
+        (405, sdk.UnknownApiError),
     ],
 )
 def test_status_map_keeps_every_status(status: int, cls: type[sdk.SparkApiError]) -> None:
