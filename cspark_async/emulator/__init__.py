@@ -53,7 +53,17 @@ assumptions (this is the one list of them; each is tested):
   extensions, not Spark's: `processing` (a worker is busy) and `paused` (a result waits for
   output buffer space). dispose/cancel envelopes carry the batch under both `data` and `meta`.
 - Auth is enforced only when credentials are configured; the OAuth2 token endpoint is served on
-  the same host at `/auth/realms/{tenant}/protocol/openid-connect/token`.
+  the same host at `/auth/realms/{tenant}/protocol/openid-connect/token`. The URL's tenant must
+  be the emulator's (404). `x-tenant-name` is tied to API keys, as the execute API documents:
+  with `x-synthetic-key` it is required when auth is enforced (401) and must name the URL's
+  tenant (403). With a bearer token or no credential it may be absent or differ: the URL wins
+  (only older Spark APIs require it, the TypeScript SDK notes).
+- `x-request-id` is echoed as a response header (and in error bodies) when the request has one.
+- Compression, as Spark's API docs describe it: request bodies may be gzip or deflate
+  (`Content-Encoding`; br only when the Brotli package is installed, else a plain-text 400).
+  Answers of 1 KiB or more are gzip-compressed when `Accept-Encoding` allows it (deflate if
+  only that is allowed); `Emulator(compress_responses=False)` turns this off. Buffers count
+  the uncompressed JSON.
 - describe's tenant block sums the buffers of the running pipelines: with none, 0 bytes are
   allocated, as the documented sample shows.
 - Control plane (not part of Spark): `GET /_emulator/health`, `POST /_emulator/reset`,
