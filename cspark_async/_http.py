@@ -28,6 +28,7 @@ import orjson
 from attrs import field, frozen
 
 from ._auth import AuthScheme
+from ._compression import compress_body
 from ._config import ClientOptions
 from ._constants import SDK_NAME
 from ._exceptions import (
@@ -231,6 +232,9 @@ class HttpClient:
         headers = {**self._headers, "x-request-id": request_id}
         if body is not None:
             headers["Content-Type"] = content_type
+            body, encoding = compress_body(body, self.options.compress)
+            if encoding is not None:
+                headers["Content-Encoding"] = encoding
         shown_url = f"{url}?{urlencode(params)}" if params else url
         if max_retries is None:
             max_retries = self.options.max_retries
@@ -285,7 +289,11 @@ class HttpClient:
                     self.logger.debug("%s %s got 401; retrying with a new token", method, shown_url)
                     continue
             retry_after = parse_retry_after(response.headers, now=self.clock())
-            if should_retry(status) and retries < max_retries:
+            if (
+                should_retry(status)
+                and retries < max_retries
+                and not _maybe_applied_status(method, status)
+            ):
                 delay = (
                     retry_after
                     if retry_after is not None
@@ -417,6 +425,13 @@ class HttpClient:
             max_retries,
             request_id,
         )
+
+
+def _maybe_applied_status(method: str, status: int) -> bool:
+    """A POST answered 500, 502 or 504 may have been applied (a gateway gave up waiting for a
+    service that did the work): sending it again could create a second batch or run a chunk
+    twice, so it is not retried."""
+    return method == "POST" and status in (500, 502, 504)
 
 
 def _maybe_applied(exc: SparkConnectionError) -> bool:
