@@ -40,7 +40,8 @@ BatchStatusValue = Literal[
     "failed",
     "cancelled",
 ]
-"""The documented `batch_status` values (the models keep any other string the server sends)."""
+"""The documented `batch_status` values. The models keep any other string the server sends; a
+stream meets an undocumented end state such as `error` exactly as it meets `failed`."""
 
 PipelineState = Literal["open", "closed", "cancelled"]
 """The client-side state of an `AsyncPipeline`."""

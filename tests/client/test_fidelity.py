@@ -181,3 +181,19 @@ async def test_stream_under_applied_gateway_errors_yields_each_record_once() -> 
     repeated = batch.chunks_submitted - 20
     assert 0 <= repeated <= injected
     assert state.duplicates_dropped <= repeated
+
+
+@pytest.mark.parametrize("ended_as", ["failed", "error"])
+async def test_stream_treats_an_undocumented_error_status_like_failed(ended_as: str) -> None:
+    """`error` is not a documented batch_status, but a client may meet it: the stream stops
+    with a StreamError, as for `failed` (a push refused, or a pull that finds the batch ended)."""
+    async with Emulator(workers=1, record_latency=0.002) as emu, emu.client() as spark:
+        stream = spark.batches.stream_outputs("my-folder/my-service", records(400), chunk_size=50)
+        delivered = 0
+        with pytest.raises(sdk.StreamError, match=f"is {ended_as}"):
+            async with stream as results:
+                async for result in results:
+                    delivered += result.records
+                    (batch,) = list(emu.engine.batches())
+                    batch.status = ended_as  # the server ends the batch on its own
+    assert 50 <= delivered < 400
