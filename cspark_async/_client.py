@@ -69,7 +69,7 @@ class AsyncClient:
         max_retries: retries after the first attempt; 0 disables retries.
         retry_interval: backoff base in seconds (retry n waits up to interval * 2**n).
         compress: 'gzip' sends request bodies of 4 KiB or more gzip-compressed (pushes shrink
-            5-10x). Off by default: Spark's docs describe it, but it is not yet confirmed
+            5-10x as JSON). Off by default: Spark's docs describe it, but it is not yet confirmed
             against a live tenant.
         logger: a `logging.Logger`, False to silence the SDK, or None for `cspark_async`.
         session: an `aiohttp.ClientSession` to use instead of the client's own.

@@ -1,8 +1,9 @@
 """Request-body compression: gzip a body big enough to be worth it, and name the encoding.
 
-Spark's API docs say request bodies may be sent gzip-, br- or deflate-encoded. A push of JSON
-records shrinks 5-10x, which on a real network is most of a push's time; small bodies are sent
-as they are (gzip's framing and CPU would cost more than they save).
+Spark's API docs say request bodies may be sent gzip-, br- or deflate-encoded. A push of 200
+JSON records shrinks about 5x (JSON-array form) to 10x (objects), and on a real network
+sending them is most of a push's time. Small bodies are sent as they are: gzip's framing and
+CPU would cost more than they save.
 """
 
 from __future__ import annotations
