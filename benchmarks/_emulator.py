@@ -27,12 +27,17 @@ class EmulatorProcess:
         latency_ms: float,
         input_buffer_mb: float = 70.0,
         output_buffer_mb: float = 80.0,
+        compress_responses: bool = False,
     ) -> None:
+        # Answers are not compressed by default here: on loopback gzip only adds CPU on both
+        # sides, and these scenarios measure client overhead (benchmarks/compression.py
+        # measures compression on a bandwidth-limited link).
         self.settings: dict[str, Any] = {
             "workers": workers,
             "latency_ms": latency_ms,
             "input_buffer_mb": input_buffer_mb,
             "output_buffer_mb": output_buffer_mb,
+            "compress_responses": compress_responses,
         }
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""  # http://127.0.0.1:PORT/emulator
@@ -46,6 +51,7 @@ class EmulatorProcess:
             "--latency-ms", str(s["latency_ms"]),
             "--input-buffer-mb", str(s["input_buffer_mb"]),
             "--output-buffer-mb", str(s["output_buffer_mb"]),
+            *([] if s["compress_responses"] else ["--no-compression"]),
         ]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -126,6 +126,9 @@ def create_body(
         "max_workers": max_workers,
         "chunks_per_request": _count("chunks_per_vm", chunks_per_vm),
         "runner_thread_count": _count("runners_per_vm", runners_per_vm),
+        # Published clients spell these three ways (`max_input_size`, then `max_input_in_mb`
+        # in cspark 0.2.5-0.2.6); this is the current releases' spelling, the one Spark's
+        # own SDK settled on.
         "max_input_size_in_mb": positive_number("max_input_size", max_input_size, "megabytes"),
         "max_output_size_in_mb": positive_number("max_output_size", max_output_size, "megabytes"),
         "acceptable_error_percentage": (

@@ -18,6 +18,7 @@ import orjson
 from attrs import field, frozen
 from yarl import URL
 
+from ._compression import Compression, check_compress
 from ._constants import (
     API_VERSION,
     COHERENT_DOMAIN,
@@ -244,6 +245,7 @@ class ClientOptions:
     retry_interval: float = field(
         default=DEFAULT_RETRY_INTERVAL_S, validator=seconds("retry_interval", allow_zero=True)
     )
+    compress: Compression | None = field(default=None, validator=check_compress)
 
     @property
     def auth_kind(self) -> str:
@@ -269,6 +271,7 @@ class ClientOptions:
         timeout: float | None = DEFAULT_TIMEOUT_S,
         max_retries: int = DEFAULT_MAX_RETRIES,
         retry_interval: float = DEFAULT_RETRY_INTERVAL_S,
+        compress: Compression | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> ClientOptions:
         """Resolve options from arguments, falling back to the environment.
@@ -317,6 +320,7 @@ class ClientOptions:
             timeout=timeout,
             max_retries=max_retries,
             retry_interval=retry_interval,
+            compress=compress,
         )
 
 

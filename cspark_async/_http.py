@@ -29,6 +29,7 @@ import orjson
 from attrs import field, frozen
 
 from ._auth import AuthScheme
+from ._compression import compress_body
 from ._config import ClientOptions
 from ._constants import SDK_NAME
 from ._exceptions import (
@@ -263,6 +264,9 @@ class HttpClient:
         headers = {**self._headers, "x-request-id": request_id}
         if body is not None:
             headers["Content-Type"] = content_type
+            body, encoding = compress_body(body, self.options.compress)
+            if encoding is not None:
+                headers["Content-Encoding"] = encoding
         shown_url = f"{url}?{urlencode(params)}" if params else url
         if max_retries is None:
             max_retries = policy.max_retries

@@ -5,11 +5,13 @@ None (or empty), so a server that adds or drops a field never breaks a call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from attrs import field, frozen
+
+from ._exceptions import SparkSdkError
 
 __all__ = [
     "Batch",
@@ -38,7 +40,8 @@ BatchStatusValue = Literal[
     "failed",
     "cancelled",
 ]
-"""The documented `batch_status` values (the models keep any other string the server sends)."""
+"""The documented `batch_status` values. The models keep any other string the server sends; a
+stream meets an undocumented end state such as `error` exactly as it meets `failed`."""
 
 PipelineState = Literal["open", "closed", "cancelled"]
 """The client-side state of an `AsyncPipeline`."""
@@ -159,6 +162,32 @@ class ChunkResult:
                 None if row is None else dict(zip(names, row, strict=False)) for row in outputs[1:]
             ]
         return list(outputs)
+
+    def keys(self, unique_record_key: str | Sequence[str]) -> list[Any]:
+        """Each record's unique key, read from its outputs: a batch created with
+        `unique_record_key=` gets the key's input columns back in every output.
+
+        `unique_record_key` is what was given to `create()` (a name, comma-joined names, or a
+        list). A composite key gives a tuple per record; a record without an output (it
+        failed) gives None, and a name missing from an output gives None in its place.
+        """
+        names = (
+            unique_record_key.split(",")
+            if isinstance(unique_record_key, str)
+            else list(unique_record_key)
+        )
+        names = [n.strip() for n in names if n.strip()]
+        if not names:
+            raise SparkSdkError(f"unique_record_key names no column: {unique_record_key!r}")
+        keys: list[Any] = []
+        for out in self.records():
+            if not isinstance(out, Mapping):
+                keys.append(None)
+            elif len(names) == 1:
+                keys.append(out.get(names[0]))
+            else:
+                keys.append(tuple(out.get(n) for n in names))
+        return keys
 
 
 @frozen

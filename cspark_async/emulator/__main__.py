@@ -37,6 +37,17 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default=0.0,
         help="probability of a dropped connection (half before, half after applying)",
     )
+    p.add_argument(
+        "--fault-error-after",
+        type=float,
+        default=0.0,
+        help="probability of a 502/504 answer to a request that was applied",
+    )
+    p.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="never compress answers (by default gzip when Accept-Encoding allows it)",
+    )
     return p
 
 
@@ -47,6 +58,7 @@ async def _serve(args: argparse.Namespace) -> None:
         server_error=args.fault_server_error,
         reset_before=args.fault_reset / 2,
         reset_after=args.fault_reset / 2,
+        error_after=args.fault_error_after,
     )
     emulator = Emulator(
         tenant=args.tenant,
@@ -60,6 +72,7 @@ async def _serve(args: argparse.Namespace) -> None:
         output_buffer_bytes=int(args.output_buffer_mb * 1_000_000),
         idle_timeout=args.idle_timeout,
         faults=faults,
+        compress_responses=not args.no_compression,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

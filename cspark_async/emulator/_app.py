@@ -31,6 +31,7 @@ log = logging.getLogger("cspark_async.emulator")
 ENGINE_KEY: Final = web.AppKey("engine", Engine)
 FAULTS_KEY: Final = web.AppKey("faults", FaultInjector)
 _TOKENS_KEY: Final = web.AppKey("tokens", dict[str, float])
+_COMPRESS_KEY: Final = web.AppKey("compress_min_bytes", int)  # 0: never compress answers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,13 +98,54 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(request, 500, "INTERNAL", "the emulator failed; see its log")
 
 
+@web.middleware
+async def _decorate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Echo `x-request-id` and compress an answer the client accepts compressed."""
+    response = await handler(request)
+    request_id = request.headers.get("x-request-id")
+    if request_id is not None:
+        response.headers["x-request-id"] = request_id
+    minimum = request.app[_COMPRESS_KEY]
+    if (
+        minimum
+        and isinstance(response, web.Response)
+        and response.body is not None
+        and len(response.body) >= minimum  # type: ignore[arg-type]  # bytes, set by _json
+    ):
+        coding = _accepted_coding(request.headers.get("Accept-Encoding", ""))
+        if coding is not None:
+            response.enable_compression(coding)
+    return response
+
+
+def _accepted_coding(header: str) -> web.ContentCoding | None:
+    """gzip if the client accepts it, else deflate, else None (br needs the Brotli package)."""
+    accepted = set()
+    for item in header.lower().split(","):
+        name, _, params = item.partition(";")
+        _, _, q = params.strip().partition("q=")
+        try:
+            if q and float(q) <= 0:
+                continue  # q=0: "not acceptable"
+        except ValueError:
+            continue
+        accepted.add(name.strip())
+    for coding in (web.ContentCoding.gzip, web.ContentCoding.deflate):
+        if coding.value in accepted or "*" in accepted:
+            return coding
+    return None
+
+
 def _check_tenant(request: web.Request, engine: Engine) -> None:
     tenant = request.match_info.get("tenant", "")
     expected = engine.options.tenant
     if tenant.lower() != expected.lower():
         raise EmulatorError.not_found(f"tenant {tenant!r} not found", "TENANT_NOT_FOUND")
     header = request.headers.get("x-tenant-name")
-    if header is not None and header.lower() != expected.lower():
+    # Only API keys are tied to the header; for a bearer token (or none) the URL's tenant
+    # rules and a stale or different header is ignored, as newer Spark APIs do.
+    keyed = "x-synthetic-key" in request.headers
+    if keyed and header is not None and header.lower() != expected.lower():
         raise EmulatorError(
             403, "TENANT_MISMATCH", f"x-tenant-name {header!r} does not match the URL's tenant"
         )
@@ -161,6 +203,13 @@ def _endpoint(name: str, handler: Handler) -> Handler:
         response = await handler(request)
         if action == "reset_after":
             return _drop(request)  # applied, but the client never sees the answer
+        if action == "error_after":
+            return _error(
+                request,
+                status,
+                "INJECTED_FAULT",
+                f"injected fault: HTTP {status} (the request was applied)",
+            )
         return response
 
     return wrapped
@@ -304,11 +353,17 @@ def build_app(
     auth: Auth | None = None,
     faults: FaultInjector | None = None,
     max_body_bytes: int | None = None,
+    compress_min_bytes: int = 1024,
 ) -> web.Application:
-    """The emulator's web application; the engine's lifecycle stays with the caller."""
+    """The emulator's web application; the engine's lifecycle stays with the caller.
+
+    Answers of at least `compress_min_bytes` are gzip- (or deflate-) compressed when the
+    request's `Accept-Encoding` allows it; 0 turns that off.
+    """
     limit = max_body_bytes or max(64 * 1024 * 1024, 2 * engine.options.input_buffer_bytes)
-    app = web.Application(middlewares=[_errors], client_max_size=limit)
+    app = web.Application(middlewares=[_decorate, _errors], client_max_size=limit)
     app[ENGINE_KEY] = engine
+    app[_COMPRESS_KEY] = compress_min_bytes
     app[FAULTS_KEY] = faults or FaultInjector()
     app[_AUTH_KEY] = auth or Auth()
     app[_TOKENS_KEY] = {}

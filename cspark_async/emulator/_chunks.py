@@ -15,6 +15,7 @@ import orjson
 from attrs import define, frozen
 
 from ._errors import EmulatorError
+from ._options import OutputShape
 from ._services import Record, Service
 
 __all__ = [
@@ -40,6 +41,7 @@ class Aggregation:
 class Summary:
     ignore_error: bool
     aggregation: tuple[Aggregation, ...]
+    return_all_records: bool = True  # False: the chunk result carries only summary_output
 
 
 @define(slots=True, eq=False)
@@ -169,16 +171,30 @@ def _parse_summary(raw: Any, path: str) -> Summary | None:
                 f"{', '.join(sorted(AGGREGATE_OPERATORS))}"
             )
         aggs.append(Aggregation(output_name=name, operator=op.upper()))
-    return Summary(ignore_error=ignore_error, aggregation=tuple(aggs))
+    return_all = raw.get("return_all_records", True)
+    if not isinstance(return_all, bool):
+        raise EmulatorError.bad_request(f"{path}.return_all_records must be a boolean")
+    return Summary(
+        ignore_error=ignore_error, aggregation=tuple(aggs), return_all_records=return_all
+    )
 
 
-async def run_chunk(service: Service, chunk: InputChunk, record_latency_s: float) -> ChunkOutcome:
+async def run_chunk(
+    service: Service,
+    chunk: InputChunk,
+    record_latency_s: float,
+    shape: OutputShape | None = None,
+) -> ChunkOutcome:
     """Run every record of a chunk through the service and build its `chunkresults` entry.
+
+    `shape` selects outputs and copies the unique record key into each successful output
+    (aggregations see the service's full outputs).
 
     Simulated compute (`record_latency_s` per record) is one sleep per chunk, not one per record:
     a worker is busy for the same time, without timer overhead per record.
     """
-    outputs: list[Record | None] = []
+    outputs: list[Record | None] = []  # as the service answered: what aggregations read
+    shaped: list[Record | None] = []  # as the chunk result returns them
     errors: list[Any] = []
     process_time: list[float] = []
     latency_ms = record_latency_s * 1000.0
@@ -195,9 +211,13 @@ async def run_chunk(service: Service, chunk: InputChunk, record_latency_s: float
             if not isinstance(result, dict):
                 raise TypeError(f"service returned {_kind(result)}, expected an object")
             outputs.append(result)
+            shaped.append(
+                result if shape is None or shape.identity else shape.apply(record, result)
+            )
             errors.append(None)
         except Exception as exc:  # a failing record never fails the chunk
             outputs.append(None)
+            shaped.append(None)
             errors.append({"error_type": type(exc).__name__, "message": str(exc)})
         elapsed = (time.perf_counter() - started) * 1000.0 + latency_ms
         compute_ms += elapsed
@@ -206,16 +226,16 @@ async def run_chunk(service: Service, chunk: InputChunk, record_latency_s: float
         await asyncio.sleep(record_latency_s * len(chunk.rows))
 
     try:
-        return _outcome(chunk, outputs, errors, process_time, compute_ms)
+        return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
     except TypeError:
         # An output JSON cannot carry (a set, bytes...): that record's error, not a lost chunk.
-        for i, out in enumerate(outputs):
+        for i, out in enumerate(shaped):
             try:
                 orjson.dumps(out)
             except TypeError as exc:
-                outputs[i] = None
+                outputs[i] = shaped[i] = None
                 errors[i] = {"error_type": "TypeError", "message": f"output is not JSON: {exc}"}
-        return _outcome(chunk, outputs, errors, process_time, compute_ms)
+        return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
 
 
 def failed_outcome(chunk: InputChunk, exc: Exception) -> ChunkOutcome:
@@ -231,17 +251,21 @@ def _outcome(
     errors: list[Any],
     process_time: list[float],
     compute_ms: float,
+    shaped: list[Record | None] | None = None,
 ) -> ChunkOutcome:
     failed = sum(e is not None for e in errors)
-    summary_output, chunk_failed = _aggregate(chunk.summary, outputs, failed)
-    result_doc = {
-        "id": chunk.id,
-        "summary_output": summary_output,
-        "outputs": _shape_outputs(chunk.header is not None, outputs),
-        "warnings": [None] * len(outputs),
-        "errors": errors,
-        "process_time": process_time,
-    }
+    summary = chunk.summary
+    summary_output, chunk_failed = _aggregate(summary, outputs, failed)
+    result_doc: dict[str, Any] = {"id": chunk.id, "summary_output": summary_output}
+    if summary is None or summary.return_all_records:
+        result_doc["outputs"] = _shape_outputs(
+            chunk.header is not None, outputs if shaped is None else shaped
+        )
+        result_doc["warnings"] = [None] * len(outputs)
+        result_doc["errors"] = errors
+        result_doc["process_time"] = process_time
+    else:  # the aggregates only: the per-record lists are empty
+        result_doc.update(outputs=[], warnings=[], errors=[], process_time=[])
     return ChunkOutcome(
         id=chunk.id,
         payload=orjson.dumps(result_doc),

@@ -1,7 +1,7 @@
 """The emulator's backend: batches, their buffers, workers and lifecycle. No HTTP here.
 
-Every documented behaviour the Batch API does not pin down follows wire-protocol.md §7; the
-choices are listed in the emulator's docstring (`cspark_async.emulator`).
+Where the Batch API's documentation is silent, the engine follows the assumptions listed in the
+emulator's docstring (`cspark_async.emulator`), the one list of them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from attrs import define, field, frozen
 
 from ._chunks import ChunkOutcome, InputChunk, failed_outcome, run_chunk
 from ._errors import EmulatorError
+from ._options import (
+    OutputShape,
+    buffer_mb,
+    check_version_timestamp,
+    output_shape,
+    subservices,
+)
 from ._services import Service, ServiceRegistry
 
 __all__ = ["BatchState", "Engine", "EngineOptions"]
@@ -71,6 +78,7 @@ class BatchState:
     service: Service
     config: PipelineConfig
     request: dict[str, Any]  # the create body's descriptive fields, echoed back
+    shape: OutputShape  # selected outputs and the unique record key, applied to each record
     created_at: datetime
     updated_at: datetime
     last_activity: float
@@ -157,7 +165,10 @@ class Engine:
             entry = {"object": "batch", "id": batch.id, "data": self._describe_data(batch)}
             (recent if batch.status in TERMINAL else in_progress).append(entry)
         running = [b for b in self._batches.values() if b.status in RUNNING]
-        opts = self.options
+        # The tenant's buffers are its running pipelines' buffers: none running, 0 allocated
+        # (as the documented sample shows).
+        in_alloc = sum(b.config.input_buffer_bytes for b in running)
+        out_alloc = sum(b.config.output_buffer_bytes for b in running)
         in_used = sum(b.input_bytes for b in running)
         out_used = sum(b.output_bytes for b in running)
         return {
@@ -165,15 +176,15 @@ class Engine:
             "recent_batches": recent,
             "tenant": {
                 "configuration": {
-                    "input_buffer_allocated_bytes": opts.input_buffer_bytes,
-                    "output_buffer_allocated_bytes": opts.output_buffer_bytes,
-                    "max_workers": opts.workers,
+                    "input_buffer_allocated_bytes": in_alloc,
+                    "output_buffer_allocated_bytes": out_alloc,
+                    "max_workers": self.options.workers,
                 },
                 "status": {
                     "input_buffer_used_bytes": in_used,
-                    "input_buffer_remaining_bytes": max(0, opts.input_buffer_bytes - in_used),
+                    "input_buffer_remaining_bytes": max(0, in_alloc - in_used),
                     "output_buffer_used_bytes": out_used,
-                    "output_buffer_remaining_bytes": max(0, opts.output_buffer_bytes - out_used),
+                    "output_buffer_remaining_bytes": max(0, out_alloc - out_used),
                     "workers_in_use": sum(b.processing for b in running),
                 },
             },
@@ -195,6 +206,10 @@ class Engine:
             what = f"service {locator!r}" if locator else f"version_id {version_id!r}"
             known = ", ".join(s.uri for s in self.services) or "none"
             raise EmulatorError.not_found(f"{what} not found (known: {known})", "SERVICE_NOT_FOUND")
+        pinned = bool(version_id) or bool(locator and locator.rstrip().endswith("]"))
+        check_version_timestamp(body, service, pinned)
+        subservices(body)  # validated; emulated services have none to select
+        shape = output_shape(body)
         config = self._pipeline_config(body)
         now_wall = _now()
         batch = BatchState(
@@ -207,6 +222,7 @@ class Engine:
                 "unique_record_key": _opt_str_or_list(body, "unique_record_key"),
                 "call_purpose": _opt_str(body, "call_purpose"),
             },
+            shape=shape,
             created_at=now_wall,
             updated_at=now_wall,
             last_activity=time.monotonic(),
@@ -334,7 +350,7 @@ class Engine:
                 try:
                     try:
                         outcome = await run_chunk(
-                            batch.service, chunk, self.options.record_latency
+                            batch.service, chunk, self.options.record_latency, batch.shape
                         )
                     except Exception as exc:  # an emulator bug must not lose the chunk
                         log.exception("emulator failed on chunk %s", chunk.id)
@@ -417,7 +433,7 @@ class Engine:
             self._forget_old(now)
 
     def _time_out(self, batch: BatchState) -> None:
-        # Inferred (§7): work all done -> completed_by_timeout, results stay pullable;
+        # Inferred: work all done -> completed_by_timeout, results stay pullable;
         # work still pending -> closed_by_timeout, workers and buffers disposed of.
         if not batch.input and not batch.processing and batch.status != "created":
             batch.status = "completed_by_timeout"
@@ -447,8 +463,8 @@ class Engine:
     def _pipeline_config(self, body: Mapping[str, Any]) -> PipelineConfig:
         opts = self.options
         max_workers = _opt_int(body, "max_workers", minimum=1)
-        in_mb = _opt_number(body, "max_input_size_in_mb", "max_input_size")
-        out_mb = _opt_number(body, "max_output_size_in_mb", "max_output_size")
+        in_mb = buffer_mb(body, "input")
+        out_mb = buffer_mb(body, "output")
         aep = _opt_int(body, "acceptable_error_percentage", minimum=0)
         if aep is not None and aep > 100:
             raise EmulatorError.bad_request(
@@ -605,14 +621,3 @@ def _opt_int(body: Mapping[str, Any], key: str, *, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise EmulatorError.bad_request(f"{key!r} must be an integer >= {minimum}, got {value!r}")
     return value
-
-
-def _opt_number(body: Mapping[str, Any], *keys: str) -> float | None:
-    for key in keys:
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise EmulatorError.bad_request(f"{key!r} must be a positive number, got {value!r}")
-        return float(value)
-    return None

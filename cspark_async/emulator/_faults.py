@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from attrs import field, frozen, validators
 
@@ -12,7 +12,9 @@ __all__ = ["ENDPOINTS", "FaultAction", "FaultInjector", "Faults"]
 
 ENDPOINTS: Final = frozenset({"describe", "create", "info", "status", "push", "pull", "patch"})
 
-FaultAction = Literal["none", "rate_limit", "server_error", "reset_before", "reset_after"]
+FaultAction = Literal[
+    "none", "rate_limit", "server_error", "reset_before", "reset_after", "error_after"
+]
 
 _probability = validators.and_(
     validators.instance_of((int, float)), validators.ge(0.0), validators.le(1.0)
@@ -34,6 +36,9 @@ class Faults:
         reset_before: probability that the connection drops before the request is applied.
         reset_after: probability that the request is applied and then the connection drops, so
             the client never sees the answer.
+        error_after: probability that the request is applied and then answered with a 5xx from
+            `error_after_statuses` (by default 502 or 504: a gateway that gave up waiting for a
+            service that did the work), so a create made a batch and a push queued its chunks.
         latency: probability of an added delay of `latency_s` seconds before the request runs.
         endpoints: which routes may fail (names in `ENDPOINTS`); None means all of them.
     """
@@ -45,14 +50,17 @@ class Faults:
     server_error_statuses: tuple[int, ...] = field(default=(500, 502, 503, 504), converter=tuple)
     reset_before: float = field(default=0.0, validator=_probability)
     reset_after: float = field(default=0.0, validator=_probability)
+    error_after: float = field(default=0.0, validator=_probability)
+    error_after_statuses: tuple[int, ...] = field(default=(502, 504), converter=tuple)
     latency: float = field(default=0.0, validator=_probability)
     latency_s: float = field(default=0.0, validator=validators.ge(0))
     endpoints: frozenset[str] | None = field(default=None, converter=_endpoint_set)
 
     @server_error_statuses.validator
-    def _check_statuses(self, _attr: object, value: tuple[int, ...]) -> None:
+    @error_after_statuses.validator
+    def _check_statuses(self, attr: Any, value: tuple[int, ...]) -> None:
         if not value or not all(isinstance(s, int) and 500 <= s <= 599 for s in value):
-            raise ValueError(f"server_error_statuses must be 5xx statuses, got {list(value)}")
+            raise ValueError(f"{attr.name} must be 5xx statuses, got {list(value)}")
 
     @endpoints.validator
     def _check_endpoints(self, _attr: object, value: frozenset[str] | None) -> None:
@@ -63,7 +71,14 @@ class Faults:
     @property
     def active(self) -> bool:
         return any(
-            (self.rate_limit, self.server_error, self.reset_before, self.reset_after, self.latency)
+            (
+                self.rate_limit,
+                self.server_error,
+                self.reset_before,
+                self.reset_after,
+                self.error_after,
+                self.latency,
+            )
         )
 
 
@@ -93,6 +108,7 @@ class FaultInjector:
             ("rate_limit", f.rate_limit),
             ("server_error", f.server_error),
             ("reset_after", f.reset_after),
+            ("error_after", f.error_after),
         ):
             if roll < p:
                 action = name  # type: ignore[assignment]
@@ -100,6 +116,8 @@ class FaultInjector:
             roll -= p
         if action == "server_error":
             status = rng.choice(f.server_error_statuses)
+        elif action == "error_after":
+            status = rng.choice(f.error_after_statuses)
         if action != "none":
             self.injected[action] = self.injected.get(action, 0) + 1
         return action, delay, status

@@ -40,6 +40,8 @@ class Emulator:
             `max_input_size_in_mb` / `max_output_size_in_mb` override them).
         idle_timeout: seconds without a request before the system closes a pipeline.
         faults: seeded fault injection (see `Faults`); `set_faults()` changes it live.
+        compress_responses: gzip answers of 1 KiB or more when the request's
+            `Accept-Encoding` allows it, as Spark documents (False: never compress).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Emulator:
         idle_timeout: float = 1800.0,
         max_pull_chunks: int = 1000,
         faults: Faults | None = None,
+        compress_responses: bool = True,
     ) -> None:
         if not tenant or "/" in tenant:
             raise ValueError(f"tenant must be a non-empty path segment, got {tenant!r}")
@@ -86,6 +89,7 @@ class Emulator:
         self._registry = ServiceRegistry(default_services() if services is None else services)
         self._auth = Auth(api_key=api_key, token=token, oauth_clients=oauth_clients)
         self.faults = FaultInjector(faults)
+        self._compress_min_bytes = 1024 if compress_responses else 0
         self._engine: Engine | None = None
         self._runner: web.AppRunner | None = None
 
@@ -144,7 +148,12 @@ class Emulator:
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         engine = Engine(self._registry, self._options)
-        app = build_app(engine, auth=self._auth, faults=self.faults)
+        app = build_app(
+            engine,
+            auth=self._auth,
+            faults=self.faults,
+            compress_min_bytes=self._compress_min_bytes,
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

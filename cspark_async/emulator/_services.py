@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -25,6 +26,14 @@ ServiceFn: TypeAlias = Callable[[Record], Record | Awaitable[Record]]
 
 _NAMESPACE = uuid.UUID("6f1c4f0e-6f4e-4d59-9c38-8b0d2f6a8c11")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
 _URI_RE = re.compile(
     r"^/?(?:folders/)?(?P<folder>[^/\[\]]+)/(?:services/)?(?P<service>[^/\[\]]+)"
     r"(?:\[(?P<version>[^\]]*)\])?$"
@@ -33,11 +42,16 @@ _URI_RE = re.compile(
 
 @frozen
 class Service:
-    """A service the emulator can run: `fn(record) -> outputs`, sync or async."""
+    """A service the emulator can run: `fn(record) -> outputs`, sync or async.
+
+    `effective_since` (naive means UTC) is when its one version took effect: a create whose
+    `version_by_timestamp` is earlier finds no version. None: effective since forever.
+    """
 
     name: str  # "folder/service"
     fn: ServiceFn = field(repr=False)
     version: str = "1.0.0"
+    effective_since: datetime | None = field(default=None, converter=_utc)
     service_id: str = field(init=False)
     version_id: str = field(init=False)
 

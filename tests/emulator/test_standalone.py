@@ -6,6 +6,7 @@ import csv
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -35,6 +36,47 @@ def test_python_m_emulator_serves_until_interrupted() -> None:
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
     assert stderr == ""
+
+
+def test_python_m_emulator_fault_and_compression_flags() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cspark_async.emulator",
+            "--no-compression",
+            "--fault-error-after",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        api = proc.stdout.readline().strip() + "/api/v4/batch"
+        request = urllib.request.Request(
+            api, data=b'{"service": "my-folder/my-service"}', method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=5)
+        info.value.close()
+        assert info.value.code in (502, 504)  # applied, then a gateway error
+        root = api.split("/emulator/")[0]
+        clear = urllib.request.Request(root + "/_emulator/faults", data=b"{}", method="PUT")
+        urllib.request.urlopen(clear, timeout=5).close()
+        for _ in range(4):
+            urllib.request.urlopen(request, timeout=5).close()
+        described = urllib.request.Request(api + "/status", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(described, timeout=5) as resp:
+            assert "Content-Encoding" not in resp.headers  # --no-compression
+            raw = resp.read()
+        assert len(raw) > 1024  # big enough to be compressed otherwise
+        assert len(orjson.loads(raw)["in_progress_batches"]) == 5  # the faulted create too
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
 
 
 def test_python_m_emulator_reports_a_busy_port_in_one_line() -> None:
