@@ -82,6 +82,7 @@ class Engine:
         self._counters: Mapping[str, Any] = {}
         self._suspect_loss = False
         self._with_consumer = False
+        self._throttles_since_progress = 0
         self._last_progress = self._clock()
         self.last_activity = self._clock()
         self.slowest_round_trip = 0.0
@@ -225,6 +226,7 @@ class Engine:
         assert self._window is not None
         state = self.state
         state.throttled += 1
+        self._throttles_since_progress += 1
         state.chunks_retried += 1
         self._window.throttle(pause)
         state.in_flight_limit = self._window.limit
@@ -273,6 +275,7 @@ class Engine:
             return
         now = self._clock()
         self._last_progress = self.last_activity = now
+        self._throttles_since_progress = 0
         pushed_at = self._pushed_at.pop(chunk.id, None)
         if pushed_at is not None:
             self.slowest_round_trip = max(self.slowest_round_trip, now - pushed_at)
@@ -361,8 +364,11 @@ class Engine:
             return
         assert self._window is not None
         pending = len(self._pending)
-        if self._window.paused:
-            waiting = f"the server to accept pushes (throttled {self.state.throttled} time(s))"
+        if self._throttles_since_progress:
+            waiting = (
+                "the server to accept pushes (throttled "
+                f"{self._throttles_since_progress} time(s) since the last result)"
+            )
         elif self.pushing:
             waiting = f"the server to accept {self.pushing} push(es)"
         else:

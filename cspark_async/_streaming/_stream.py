@@ -121,6 +121,7 @@ class ResultStream:
 
     async def _iterate(self) -> AsyncGenerator[StreamResult, None]:
         receive = self._start()
+        cancelled = False
         try:
             try:
                 async with receive:
@@ -132,8 +133,11 @@ class ResultStream:
                 raise self._closed_early() from None
             await self._join()
             self._completed = True
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            await self._shutdown()
+            await self._shutdown(cancelled=cancelled)
 
     def _closed_early(self) -> SparkSdkError:
         # Said plainly: a truncated stream must not look complete, nor like cancellation.
@@ -170,7 +174,7 @@ class ResultStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._shutdown()
+        await self._shutdown(cancelled=isinstance(exc, asyncio.CancelledError))
 
     async def aclose(self) -> None:
         """Stop now: cancel the engine and apply `on_exit` unless every result was consumed."""
@@ -240,9 +244,10 @@ class ResultStream:
         except BaseException as exc:  # the engine's failure, unwrapped for `except SparkError`
             raise _unwrap(exc) from None
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, *, cancelled: bool = False) -> None:
         """Stop the engine and apply `on_exit`: once, whoever asks first. The work runs in its
-        own task; a caller cancelled meanwhile leaves it to the client and returns at once."""
+        own task; a caller that is being cancelled (`cancelled`, or cancelled meanwhile)
+        waits for it only briefly, then leaves it to the client."""
         if self._cleanup is None:
             self._closing = True
             self._cleanup = asyncio.get_running_loop().create_task(
@@ -250,12 +255,16 @@ class ResultStream:
             )
         cleanup = self._cleanup
         try:
-            await asyncio.shield(cleanup)
+            if cancelled:
+                await _grace(cleanup)
+            else:
+                await asyncio.shield(cleanup)
         except asyncio.CancelledError:
             await _grace(cleanup)
+            raise
+        finally:
             if not cleanup.done():
                 self._tracker.finish_later(_wait(cleanup), "cspark-async stream cleanup")
-            raise
 
     async def _clean_up(self) -> None:
         try:

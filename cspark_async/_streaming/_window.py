@@ -35,11 +35,6 @@ class Window:
         self._resume_at = -float("inf")
 
     @property
-    def paused(self) -> bool:
-        """Whether pushes are paused by a throttle right now."""
-        return self._clock() < self._resume_at
-
-    @property
     def limit(self) -> int:
         return int(self._limiter.total_tokens)
 

@@ -128,7 +128,7 @@ async def proxy(upstream: str, rule: Rule = passthrough) -> AsyncIterator[Proxy]
     app.router.add_route("*", "/{tail:.*}", server._dispatch)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
+    async with aiohttp.ClientSession() as session:
         server.session = session
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
