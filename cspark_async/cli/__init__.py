@@ -190,9 +190,7 @@ def cli() -> None:
     help="Where results go: .jsonl, .csv, .json or .parquet; '-' for stdout.",
 )
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), help="Override the extension.")
-@click.option(
-    "--output-format", type=click.Choice(OUTPUT_FORMATS), help="Override the extension."
-)
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), help="Override the extension.")
 @click.option(
     "--encoding",
     metavar="NAME",
@@ -229,8 +227,7 @@ def cli() -> None:
     "--acceptable-errors",
     type=click.IntRange(0, 100),
     metavar="PCT",
-    help="The batch ends failed when more than PCT %% of its records fail  "
-    "[default: the tenant's]",
+    help="The batch ends failed when more than PCT %% of its records fail  [default: the tenant's]",
 )
 @click.option(
     "--chunk-size",
@@ -423,7 +420,7 @@ def _summarise(summary: JobSummary, output_path: str, *, strict: bool) -> None:
         f"{summary.failed:,} failed",
     ]
     if summary.skipped:
-        parts.append(f"{summary.skipped:,} bad rows skipped")
+        parts.append(f"{summary.skipped:,} bad row{'s' if summary.skipped != 1 else ''} skipped")
     click.echo(f"{head}: {', '.join(parts)} -> {output_path}", err=True)
     if summary.batch_id is None:
         return

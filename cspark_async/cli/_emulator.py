@@ -75,9 +75,7 @@ def _describe(services: Mapping[str, ServiceFn | Service], specs: tuple[str, ...
 )
 @click.option("--input-buffer-mb", default=70.0, type=click.FloatRange(min=0.001))
 @click.option("--output-buffer-mb", default=80.0, type=click.FloatRange(min=0.001))
-@click.option(
-    "--idle-timeout", default=1800.0, type=click.FloatRange(min=0.001), help="Seconds."
-)
+@click.option("--idle-timeout", default=1800.0, type=click.FloatRange(min=0.001), help="Seconds.")
 @click.option("--api-key", help="Enforce this API key  [default: accept any credential]")
 @click.option("--token", help="Enforce this bearer token.")
 @click.option("--fault-seed", default=0)

@@ -12,7 +12,7 @@ import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
 
 from ._formats import InputError
-from ._values import CellError
+from ._values import CellError, plain_cells
 
 if TYPE_CHECKING:
     from openpyxl.workbook.workbook import Workbook
@@ -63,7 +63,8 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
             if len(cells) > width:
                 reader.bad(
                     BadRow(
-                        f"row {number}",
+                        "row",
+                        number,
                         f"{len(cells)} values, but the header names {width} columns",
                         [_text(c) for c in cells],
                     )
@@ -71,9 +72,9 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
                 continue
             record = dict(zip(names, cells + [None] * (width - len(cells)), strict=True))
             try:
-                yield columns.typed_row(columns.infer_text_cells(record))
+                yield columns.typed_row(columns.infer_text_cells(plain_cells(record)))
             except CellError as exc:
-                reader.bad(BadRow(f"row {number}", str(exc), [_text(c) for c in cells]))
+                reader.bad(BadRow("row", number, str(exc), [_text(c) for c in cells]))
     finally:
         book.close()
 

@@ -8,9 +8,7 @@ A later cell that does not fit its column's type is left null there and kept in 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -19,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ._formats import InputError
 from ._layout import EXTRA, Layout
-from ._values import CellError
+from ._values import CellError, plain_cells
 from ._write import _File
 
 if TYPE_CHECKING:
@@ -57,24 +55,11 @@ def read_parquet(reader: RecordReader) -> Iterator[dict[str, Any]]:
             for record in batch.to_pylist():
                 row += 1
                 try:
-                    yield columns.typed_row(_plain(record))
+                    yield columns.typed_row(plain_cells(record))
                 except CellError as exc:
-                    reader.bad(BadRow(f"row {row}", str(exc)))
+                    reader.bad(BadRow("row", row, str(exc)))
     finally:
         file.close()
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    """Cells as JSON can carry them: a decimal as the float it reads back as (else its text)."""
-    for name, value in record.items():
-        if isinstance(value, Decimal):
-            as_float = float(value)
-            record[name] = as_float if Decimal(repr(as_float)) == value else str(value)
-        elif isinstance(value, dt.timedelta):
-            record[name] = value.total_seconds()
-        elif isinstance(value, (bytes, bytearray)):
-            raise CellError(f"column {name!r} holds binary data, which JSON cannot carry")
-    return record
 
 
 class ParquetWriter:

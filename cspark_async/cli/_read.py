@@ -29,16 +29,22 @@ BadRowPolicy = Literal["abort", "skip"]
 
 @frozen
 class BadRow:
-    """A row that was not read as a record: where it is (`line 12`, `row 12`) and why."""
+    """A row that was not read as a record: where it is (`kind` is `line` in text files,
+    `row` in Parquet and Excel, `item` in a JSON array; `number` is 1-based) and why."""
 
-    where: str
+    kind: str
+    number: int
     reason: str
     cells: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.kind} {self.number}"
 
     def as_error(self) -> dict[str, Any]:
         """Its line in the `--errors` file."""
         return {
-            "where": self.where,
+            self.kind: self.number,
             "input": self.cells,
             "error": {"error_type": "BadRow", "message": self.reason},
         }
@@ -146,14 +152,15 @@ class RecordReader:
             except StopIteration:
                 return
             except csv.Error as exc:
-                self.bad(BadRow(f"line {start}", f"not CSV: {exc}"))
+                self.bad(BadRow("line", start, f"not CSV: {exc}"))
                 continue
             if len(row) != width:
                 if not row:
                     continue  # a blank line
                 self.bad(
                     BadRow(
-                        f"line {start}",
+                        "line",
+                        start,
                         f"{len(row)} values, but the header names {width} columns",
                         row,
                     )
@@ -162,7 +169,7 @@ class RecordReader:
             try:
                 yield columns.text_row(header, row)
             except CellError as exc:
-                self.bad(BadRow(f"line {start}", str(exc), row))
+                self.bad(BadRow("line", start, str(exc), row))
 
     def _jsonl(self, lines: Iterator[str]) -> Iterator[Any]:
         columns = self.columns
@@ -172,12 +179,12 @@ class RecordReader:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                self.bad(BadRow(f"line {number}", f"invalid JSON: {exc}", line.rstrip("\r\n")))
+                self.bad(BadRow("line", number, f"invalid JSON: {exc}", line.rstrip("\r\n")))
                 continue
             try:
                 yield columns.typed_row(record) if isinstance(record, dict) else record
             except CellError as exc:
-                self.bad(BadRow(f"line {number}", str(exc), record))
+                self.bad(BadRow("line", number, str(exc), record))
 
     def _json(self, text: str) -> Iterator[Any]:
         if not text.strip():
@@ -195,7 +202,7 @@ class RecordReader:
             try:
                 yield columns.typed_row(record) if isinstance(record, dict) else record
             except CellError as exc:
-                self.bad(BadRow(f"item {index}", str(exc), record))
+                self.bad(BadRow("item", index + 1, str(exc), record))
 
 
 def count_records(path: str, fmt: Format, encoding: str | None = None) -> int | None:
@@ -212,7 +219,7 @@ def count_records(path: str, fmt: Format, encoding: str | None = None) -> int | 
         from ._excel import count_xlsx
 
         return count_xlsx(path)
-    if encoding is not None and "a\n\"".encode(encoding, "replace") != b'a\n"':
+    if encoding is not None and 'a\n"'.encode(encoding, "replace") != b'a\n"':
         return None
     newlines = 0
     in_quotes = False

@@ -90,9 +90,9 @@ class JobSummary:
 
 @contextlib.asynccontextmanager
 async def connect(connection: Connection) -> AsyncIterator[AsyncClient]:
-    logger: logging.Logger | bool = logging.getLogger("cspark_async") if (
-        connection.log_requests
-    ) else False
+    logger: logging.Logger | bool = (
+        logging.getLogger("cspark_async") if (connection.log_requests) else False
+    )
     if connection.emulate:
         async with (
             Emulator(
@@ -131,7 +131,7 @@ async def run_job(
     total = count_records(source.path, source.format or "jsonl", source.encoding)
     create: dict[str, Any] = {}
     if acceptable_errors is not None:
-        create["accuracy"] = (100 - acceptable_errors) / 100
+        create["accuracy"] = _accuracy(acceptable_errors)
     started = time.monotonic()
     with (
         _writers(output_path, output_format, errors_path) as (out, errors),
@@ -198,6 +198,11 @@ async def run_job(
             bar.total = bar.n  # the count was an estimate (blank lines): end at 100 %
             bar.refresh()
     return summary
+
+
+def _accuracy(acceptable_errors_pct: int) -> float:
+    """`--acceptable-errors PCT` as `create(accuracy=)`, which sends it back as PCT."""
+    return (100 - acceptable_errors_pct) / 100
 
 
 async def _final_status(spark: AsyncClient, batch_id: str | None, *, wait_s: float) -> str | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["ColumnTypes", "CellError", "infer", "parse_column_specs"]
+__all__ = ["ColumnTypes", "CellError", "infer", "parse_column_specs", "plain_cells"]
 
 _INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _DECIMAL: Final = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
@@ -37,12 +37,32 @@ def infer(text: str) -> Any:
         return None
     if _INT.fullmatch(text):
         number = int(text)
-        return number if -_SAFE_INT < number < _SAFE_INT else text
+        # "-0" is not how 0 is written; beyond 2**53 a double-based reader would round it.
+        return number if -_SAFE_INT < number < _SAFE_INT and text != "-0" else text
     if _DECIMAL.fullmatch(text):
         value = float(text)
         # repr() is the shortest text that reads back as the same float: equal means canonical.
         return value if repr(value) == text else text
     return text
+
+
+def plain_cells(record: dict[str, Any]) -> dict[str, Any]:
+    """Typed cells (Parquet, Excel) as JSON carries them: dates and times as ISO 8601 text, a
+    duration in seconds, a decimal as the float it reads back as (else its text, exact).
+    Raises CellError for binary cells."""
+    for name, value in record.items():
+        if value is None or isinstance(value, (str, int, float)):
+            continue
+        if isinstance(value, (datetime, date, time)):
+            record[name] = value.isoformat()
+        elif isinstance(value, Decimal):
+            as_float = float(value)
+            record[name] = as_float if Decimal(repr(as_float)) == value else str(value)
+        elif isinstance(value, timedelta):
+            record[name] = value.total_seconds()
+        elif isinstance(value, (bytes, bytearray)):
+            raise CellError(f"column {name!r} holds binary data, which JSON cannot carry")
+    return record
 
 
 def _to_str(value: Any) -> Any:

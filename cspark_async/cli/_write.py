@@ -31,8 +31,12 @@ class Writer(Protocol):
     def close(self, *, keep: bool = True) -> None: ...
 
 
+_TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
+
+
 class _File:
-    """A `.partial` file beside the target (or stdout), moved into place at the end."""
+    """A `.partial` file beside the target, moved into place at the end; stdout, a device or
+    a named pipe is written as it is."""
 
     def __init__(self, path: str, *, binary: bool = False) -> None:
         self.target: Path | None = None
@@ -41,6 +45,9 @@ class _File:
             self.stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
             return
         target = Path(path)
+        if target.exists() and not target.is_file():  # /dev/stderr, a named pipe: no rename
+            self.stream = target.open("ab" if binary else "a", **({} if binary else _TEXT))
+            return
         if not target.parent.exists():
             raise InputError(f"output {path}: directory {target.parent} does not exist")
         self.target = target
@@ -54,7 +61,9 @@ class _File:
     def finish(self, keep: bool) -> None:
         self.stream.flush()
         if self.partial is None or self.target is None:
-            return  # stdout
+            if self.stream not in (sys.stdout, sys.stdout.buffer):
+                self.stream.close()
+            return
         self.stream.close()
         if keep:
             self.partial.replace(self.target)
