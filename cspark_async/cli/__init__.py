@@ -227,7 +227,8 @@ def cli() -> None:
     "--acceptable-errors",
     type=click.IntRange(0, 100),
     metavar="PCT",
-    help="The batch ends failed when more than PCT %% of its records fail  [default: the tenant's]",
+    help="The batch ends failed when more than PCT % of its records fail  "
+    "[default: none sent; the tenant decides]",
 )
 @click.option(
     "--chunk-size",
