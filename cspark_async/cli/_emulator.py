@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -22,33 +23,35 @@ def load_services(specs: tuple[str, ...]) -> dict[str, ServiceFn | Service]:
     """The built-in services plus `folder/name=module:function` ones (which win on a clash).
     The current directory is importable, as for `python -m`. Raises click.BadParameter."""
     services = default_services()
-    if specs and "" not in sys.path:
-        sys.path.insert(0, "")  # `mymodule:fn` from the directory the command runs in
-    for spec in specs:
-        name, sep, target = spec.partition("=")
-        module_name, colon, attr = target.partition(":")
-        if not sep or not colon or not name or not module_name or not attr:
-            raise click.BadParameter(
-                f"{spec!r}: expected FOLDER/NAME=module:function", param_hint="'--service'"
-            )
-        if name.count("/") != 1 or not all(name.split("/")):
-            raise click.BadParameter(
-                f"{spec!r}: the service name must look like folder/name", param_hint="'--service'"
-            )
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # an import error inside the user's module, said in one line
-            raise click.BadParameter(
-                f"{spec!r}: cannot import {module_name}: {type(exc).__name__}: {exc}",
-                param_hint="'--service'",
-            ) from None
-        fn = getattr(module, attr, None)
-        if not callable(fn):
-            raise click.BadParameter(
-                f"{spec!r}: {module_name} has no function {attr!r}", param_hint="'--service'"
-            )
-        services[name] = fn
+    here = os.getcwd()
+    sys.path.insert(0, here)  # `mymodule:fn` from the directory the command runs in
+    try:
+        for spec in specs:
+            name, fn = _load(spec)
+            services[name] = fn
+    finally:
+        sys.path.remove(here)
     return services
+
+
+def _load(spec: str) -> tuple[str, ServiceFn]:
+    def bad(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{spec!r}: {why}", param_hint="'--service'")
+
+    name, sep, target = spec.partition("=")
+    module_name, colon, attr = target.partition(":")
+    if not sep or not colon or not name or not module_name or not attr:
+        raise bad("expected FOLDER/NAME=module:function")
+    if name.count("/") != 1 or not all(name.split("/")):
+        raise bad("the service name must look like folder/name")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an error inside the user's module, said in one line
+        raise bad(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise bad(f"{module_name} has no function {attr!r}")
+    return name, fn
 
 
 def _describe(services: Mapping[str, ServiceFn | Service], specs: tuple[str, ...]) -> str:

@@ -4,6 +4,7 @@ their types; text cells follow the same inference and `--column` rules as CSV ce
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,10 @@ __all__ = ["count_xlsx", "read_xlsx"]
 
 def _open(path: str) -> Workbook:
     try:
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+        with warnings.catch_warnings():
+            # e.g. "Workbook contains no default style": about looks, not about values.
+            warnings.simplefilter("ignore", UserWarning)
+            return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
         raise InputError(f"input {path}: not an .xlsx workbook ({exc})") from None
 

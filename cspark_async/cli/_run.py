@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 from attrs import define, field, frozen
@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .._client import AsyncClient
 from .._exceptions import SparkError
 from .._streaming._state import StreamState
-from ..emulator import Emulator, ServiceFn
+from ..emulator import Emulator
 from ._formats import Format, InputError
 from ._read import BadRow, BadRowPolicy, Counted, RecordReader, count_records
 from ._values import ColumnTypes
@@ -45,7 +45,6 @@ class Connection:
     emulate: bool = False
     emulator_workers: int = 8
     emulator_latency_s: float = 0.0
-    emulator_services: Mapping[str, ServiceFn] | None = field(default=None, repr=False)
     log_requests: bool = False
 
     def __repr__(self) -> str:  # credentials stay out of reprs
@@ -98,7 +97,6 @@ async def connect(connection: Connection) -> AsyncIterator[AsyncClient]:
             Emulator(
                 workers=connection.emulator_workers,
                 record_latency=connection.emulator_latency_s,
-                services=connection.emulator_services,
             ) as emu,
             AsyncClient(emu.base_url, api_key="emulator", logger=logger) as spark,
         ):
@@ -194,7 +192,7 @@ async def run_job(
             summary.batch_status = await _final_status(
                 spark, summary.batch_id, wait_s=_FINAL_STATUS_WAIT_S
             )
-        if total is not None and bar.total != bar.n:
+        if total is not None and not bar.disable and bar.total != bar.n:
             bar.total = bar.n  # the count was an estimate (blank lines): end at 100 %
             bar.refresh()
     return summary
@@ -210,6 +208,14 @@ async def _final_status(spark: AsyncClient, batch_id: str | None, *, wait_s: flo
     there was no batch or it cannot be read (the run's own outcome matters more)."""
     if batch_id is None:
         return None
+    try:
+        # Bounded whatever the client's retries: after a failed run the server may be gone.
+        return await asyncio.wait_for(_settled_status(spark, batch_id, wait_s), wait_s + 5.0)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def _settled_status(spark: AsyncClient, batch_id: str, wait_s: float) -> str | None:
     deadline = time.monotonic() + wait_s
     delay = 0.05
     status: str | None = None
