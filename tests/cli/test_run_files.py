@@ -366,3 +366,19 @@ def test_formats_by_flag_and_what_needs_a_file(tmp_path: Path) -> None:
     result = invoke("run", ECHO, "-i", str(bad), "-o", str(tmp_path / "o.jsonl"), "--emulate")
     assert result.exit_code == 2
     assert "not a Parquet file" in result.stderr
+
+
+def test_stdin_and_utf16_inputs(tmp_path: Path) -> None:
+    result = invoke(
+        "run", ECHO, "-i", "-", "--input-format", "csv", "-o", "-", "--emulate", "-q",
+        input="\ufeffid,name\n007,Zoë\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["output"] == {"id": "007", "name": "Zoë"}
+    source = tmp_path / "utf16.csv"
+    source.write_bytes("id,name\n1,Zoë\n2,Ærø\n".encode("utf-16"))  # with its BOM
+    assert count_records(str(source), "csv") is None  # not a quick count: no bar total
+    out = tmp_path / "out.jsonl"
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate")
+    assert result.exit_code == 0, result.stderr
+    assert [line["output"]["name"] for line in jsonl(out)] == ["Zoë", "Ærø"]
