@@ -45,9 +45,10 @@ class _File:
             self.stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
             return
         target = Path(path)
-        if target.exists() and not target.is_file():  # /dev/stderr, a named pipe: no rename
+        if _special(target):  # /dev/stderr, a named pipe: written as it is, never renamed
             self.stream = target.open("ab" if binary else "a", **({} if binary else _TEXT))
             return
+        target = target.resolve()  # a symlink stays a symlink: its file is replaced
         if not target.parent.exists():
             raise InputError(f"output {path}: directory {target.parent} does not exist")
         self.target = target
@@ -69,6 +70,12 @@ class _File:
             self.partial.replace(self.target)
         else:
             self.partial.unlink(missing_ok=True)
+
+
+def _special(path: Path) -> bool:
+    if path.absolute().parts[1:2] in (("dev",), ("proc",)):
+        return True
+    return path.exists() and not path.is_file()
 
 
 class JsonLinesWriter:

@@ -3,7 +3,10 @@ multi-line cells, bad rows, ids that must stay text, Parquet and Excel."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -382,3 +385,26 @@ def test_stdin_and_utf16_inputs(tmp_path: Path) -> None:
     result = invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate")
     assert result.exit_code == 0, result.stderr
     assert [line["output"]["name"] for line in jsonl(out)] == ["Zoë", "Ærø"]
+
+
+def test_a_symlink_or_a_named_pipe_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    source = str(FIXTURES / "ragged.csv")
+    fifo = tmp_path / "bad-rows"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()  # a FIFO opens for writing once someone reads it
+    result = invoke(
+        "run", PREMIUM, "-i", source, "-o", str(link), "--emulate", "--on-bad-row", "skip",
+        "--errors", str(fifo), "--acceptable-errors", "50",
+    )  # fmt: skip
+    reader.join(timeout=30)
+    assert result.exit_code == 3
+    assert link.is_symlink()  # the file it points to was replaced, not the link
+    assert [line["offset"] for line in jsonl(real)] == [0, 1, 2, 3]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [orjson.loads(line).get("line") for line in received[0].splitlines()] == [5, 7, None]
