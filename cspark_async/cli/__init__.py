@@ -1,7 +1,8 @@
 """The `cspark-async` command: argument parsing and output only; the work is done elsewhere.
 
-Exit status: 0 done, 1 the run failed, 2 bad usage or input, 3 finished but some records
-failed (`run` only), 130 interrupted.
+Exit status: 0 done, 1 the run failed, 2 bad usage or input, 3 finished but records failed or
+were skipped, or the batch did not end well (`run` only), 130 interrupted, 141 output pipe
+closed.
 """
 
 from __future__ import annotations

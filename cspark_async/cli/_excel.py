@@ -47,8 +47,8 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
     from ._read import BadRow
 
     book = _open(reader.path)
+    rows = book.worksheets[0].iter_rows(values_only=True)
     try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
         header_row = next(rows, None)
         header = _trim(list(header_row or ()))
         if not header:
@@ -60,6 +60,10 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
             )
         width = len(names)
         columns = reader.columns
+        try:
+            columns.check_header(reader.path, names)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         for number, row in enumerate(rows, start=2):  # Excel's own row numbers
             cells = _trim(list(row))
             if not cells:
@@ -80,6 +84,7 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
             except CellError as exc:
                 reader.bad(BadRow("row", number, str(exc), [_text(c) for c in cells]))
     finally:
+        rows.close()  # it holds the sheet open inside the workbook's zip file
         book.close()
 
 

@@ -145,6 +145,10 @@ class RecordReader:
             )
         width = len(header)
         columns = self.columns
+        try:
+            columns.check_header(self.name, header)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         while True:
             start = reader.line_num + 1  # a record may span lines: name its first
             try:

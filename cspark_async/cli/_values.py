@@ -163,6 +163,15 @@ class ColumnTypes:
         self.infer = infer
         self._converters = {name: _CONVERTERS[kind] for name, kind in self.types.items()}
 
+    def check_header(self, name: str, header: list[str]) -> None:
+        """Raise ValueError when a `--column` names no column of the input (a typo)."""
+        missing = [column for column in self.types if column not in header]
+        if missing:
+            raise ValueError(
+                f"input {name}: --column {missing[0]!r} is not a column of the header "
+                f"({', '.join(header)})"
+            )
+
     def text_row(self, header: list[str], cells: list[str]) -> dict[str, Any]:
         """A row of text cells (CSV) as a record. Raises CellError naming the column."""
         if self.infer and not self._converters:  # the hot path

@@ -146,6 +146,11 @@ def test_columns_are_typed_one_by_one(tmp_path: Path) -> None:
     result = invoke("run", ECHO, "-i", source, "-o", str(out), "--emulate", "--column", "x")
     assert result.exit_code == 2
     assert "expected NAME=TYPE" in result.stderr
+    for typo in (source, str(FIXTURES / "policies.xlsx"), str(FIXTURES / "policies.parquet")):
+        args = ["--column", "polcy_id=str"]
+        result = invoke("run", ECHO, "-i", typo, "-o", str(out), "--emulate", *args)
+        assert result.exit_code == 2
+        assert "--column 'polcy_id' is not a column of the header (policy_id, " in result.stderr
 
 
 def test_a_cell_that_does_not_fit_its_column_is_a_bad_row(tmp_path: Path) -> None:
