@@ -132,10 +132,15 @@ def _pipe_closed() -> NoReturn:
     sys.exit(141)
 
 
-def _check_connection(base_url: str | None, api_key: str | None, token: str | None) -> None:
+def _check_connection(
+    base_url: str | None, api_key: str | None, token: str | None, *, can_emulate: bool = False
+) -> None:
     """Refuse, in the command's own terms, a run that could not connect (exit 2)."""
     if not base_url:
-        raise click.UsageError("no tenant: pass --base-url (or set CSPARK_BASE_URL), or --emulate")
+        raise click.UsageError(
+            "no tenant: pass --base-url (or set CSPARK_BASE_URL)"
+            + (", or --emulate" if can_emulate else "")
+        )
     env = os.environ
     if (
         api_key
@@ -270,7 +275,7 @@ def run(
 ) -> None:
     """Stream INPUT through SERVICE_URI (folder/service[version]) into OUTPUT."""
     if not emulate:
-        _check_connection(base_url, api_key, token)
+        _check_connection(base_url, api_key, token, can_emulate=True)
     try:
         column_types = parse_column_specs(column_specs)
     except ValueError as exc:
