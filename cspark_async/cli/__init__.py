@@ -433,9 +433,9 @@ def _summarise(summary: JobSummary, output_path: str, *, strict: bool) -> None:
         return
     status = summary.batch_status or "status unknown"
     why = ""
-    if status == "failed":
+    if status == "failed" and summary.failed:
         why = (
-            " (more of its records failed than its acceptable error percentage allows; "
+            " (likely: more of its records failed than its acceptable error percentage allows; "
             "see --acceptable-errors)"
         )
     click.echo(f"Batch {summary.batch_id}: {status}{why}", err=True)
