@@ -1,12 +1,16 @@
 """The `cspark-async` command: argument parsing and output only; the work is done elsewhere.
 
-Exit status: 0 done, 1 the run failed, 2 bad usage or input, 3 finished but some records
-failed (`run` only), 130 interrupted.
+Exit status: 0 done, 1 the run failed, 2 bad usage or input, 3 finished but records failed or
+were skipped, or the batch did not end well (`run` only), 130 interrupted, 141 output pipe
+closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -24,16 +28,35 @@ except ImportError as exc:  # pragma: no cover - the cli extra is missing
 import orjson
 
 from .._client import AsyncClient
-from .._exceptions import SparkError
+from .._constants import (
+    ENV_API_KEY,
+    ENV_BEARER_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_OAUTH_PATH,
+)
+from .._exceptions import SparkError, SparkSdkError
 from ..emulator import sample_dataset
-from ._io import InputError, format_of
-from ._run import Connection, JobSummary, run_job
+from ._emulator import emulator
+from ._formats import INPUT_FORMATS, OUTPUT_FORMATS, Format, InputError, format_of, require_extra
+from ._run import Connection, JobSummary, Source, run_job
+from ._text import check_encoding
+from ._values import ColumnTypes, parse_column_specs
 
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_FORMATS = click.Choice(["csv", "json", "jsonl"])
+_EXIT_STATUSES = """\b
+Exit status:
+  0    every record computed, and the batch completed
+  1    the run failed (connection, server, service not found...)
+  2    bad usage or input (a bad row under --on-bad-row abort, a decode error,
+       a missing credential or extra)
+  3    finished, but records failed or were skipped, or the batch did not
+       end completed/closed (e.g. failed: over --acceptable-errors)
+  130  interrupted (Ctrl-C): the batch is cancelled
+  141  the output pipe closed (e.g. | head): the batch is cancelled"""
 
 
 def _connection_options(func: F) -> F:
@@ -52,6 +75,12 @@ def _connection_options(func: F) -> F:
             default=None,
             help="Read CSPARK_* settings from this file (default: ./.env if present).",
         ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Log every request (credentials redacted) and retry to stderr.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -65,13 +94,25 @@ def _load_env(env_file: str | None) -> None:
         load_dotenv(path, override=False)
 
 
+def _log_requests(verbose: bool) -> None:
+    if not verbose:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logger = logging.getLogger("cspark_async")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 T = TypeVar("T")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except InputError as exc:
+    except BrokenPipeError:
+        _pipe_closed()
+    except (InputError, SparkSdkError) as exc:  # nothing was wrong on the server's side
         _fail(str(exc), 2)
     except SparkError as exc:
         _fail(str(exc), 1)
@@ -82,9 +123,38 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _connect_or_fail(base_url: str | None, emulate: bool) -> None:
-    if not base_url and not emulate:
-        raise click.UsageError("no tenant: pass --base-url (or set CSPARK_BASE_URL), or --emulate")
+def _pipe_closed() -> NoReturn:
+    """The reader of our stdout went away (`| head`): stop quietly, as Unix tools do (their
+    status after SIGPIPE is 128 + 13), and keep Python from complaining at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
+
+
+def _check_connection(
+    base_url: str | None, api_key: str | None, token: str | None, *, can_emulate: bool = False
+) -> None:
+    """Refuse, in the command's own terms, a run that could not connect (exit 2)."""
+    if not base_url:
+        raise click.UsageError(
+            "no tenant: pass --base-url (or set CSPARK_BASE_URL)"
+            + (", or --emulate" if can_emulate else "")
+        )
+    env = os.environ
+    if (
+        api_key
+        or token
+        or env.get(ENV_BEARER_TOKEN)
+        or env.get(ENV_OAUTH_PATH)
+        or (env.get(ENV_CLIENT_ID) and env.get(ENV_CLIENT_SECRET))
+    ):
+        return
+    raise click.UsageError(
+        f"no credential: pass --api-key or --token, or set {ENV_API_KEY}, {ENV_BEARER_TOKEN}, "
+        f"{ENV_CLIENT_ID} + {ENV_CLIENT_SECRET} or {ENV_OAUTH_PATH} (in the environment or "
+        "a .env file)"
+    )
 
 
 class _Group(click.Group):
@@ -109,37 +179,74 @@ def cli() -> None:
     """Run Coherent Spark batch jobs from files, or try everything on a local emulator."""
 
 
-@cli.command()
+@cli.command(epilog=_EXIT_STATUSES)
 @click.argument("service_uri")
 @click.option(
     "-i",
     "--input",
     "input_path",
     required=True,
-    help="CSV, JSON (array), or JSON Lines file; '-' for stdin.",
+    help="CSV, JSON (array), JSON Lines, Parquet or Excel .xlsx file; '-' for stdin.",
 )
 @click.option(
     "-o",
     "--output",
     "output_path",
     required=True,
-    help="Where results go: .jsonl, .csv or .json by extension; '-' for stdout.",
+    help="Where results go: .jsonl, .csv, .json or .parquet; '-' for stdout.",
 )
-@click.option("--input-format", type=_FORMATS, help="Override the input's extension.")
-@click.option("--output-format", type=_FORMATS, help="Override the output's extension.")
-@click.option("--errors", "errors_path", help="Also write failed records here (JSON Lines).")
-@click.option("--chunk-size", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), help="Override the extension.")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), help="Override the extension.")
 @click.option(
-    "--max-in-flight",
-    type=click.IntRange(min=1),
-    help="Chunks out at once [default: adapts to the pipeline's workers].",
+    "--encoding",
+    metavar="NAME",
+    help="Text encoding of a CSV/JSON input  [default: UTF-8, with or without a BOM]",
 )
-@click.option("--include-inputs", is_flag=True, help="Write each input beside its output.")
+@click.option(
+    "--errors",
+    "errors_path",
+    help="Also write failed records and skipped rows here (JSON Lines).",
+)
+@click.option(
+    "--on-bad-row",
+    type=click.Choice(["abort", "skip"]),
+    default="abort",
+    show_default=True,
+    help="A row that is not a record (too few or many values, a cell not of its --column "
+    "type): stop, or skip it (into --errors) and go on.",
+)
+@click.option(
+    "--column",
+    "column_specs",
+    multiple=True,
+    metavar="NAME=TYPE",
+    help="Read column NAME as str, int, float, bool or json (repeatable).",
+)
 @click.option(
     "--no-infer",
     is_flag=True,
-    help="Send CSV cells as text (default: numbers become numbers, empty cells null).",
+    help="Keep text cells as text. By default a cell becomes a number only when it is "
+    "written exactly as that number is (so '00123', '1e6', '1.50' stay text), and an empty "
+    "cell is null.",
 )
+@click.option(
+    "--acceptable-errors",
+    type=click.IntRange(0, 100),
+    metavar="PCT",
+    help="The batch ends failed when more than PCT % of its records fail  "
+    "[default: none sent; the tenant decides]",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    help="Records a chunk  [default: about 200, evened over the pipeline's workers]",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    help="Chunks out at once  [default: adapts to the pipeline's workers]",
+)
+@click.option("--include-inputs", is_flag=True, help="Write each input beside its output.")
 @click.option("--emulate", is_flag=True, help="Run on an in-process emulator, not a tenant.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @_connection_options
@@ -149,25 +256,39 @@ def run(
     output_path: str,
     input_format: str | None,
     output_format: str | None,
+    encoding: str | None,
     errors_path: str | None,
-    chunk_size: int,
+    on_bad_row: str,
+    column_specs: tuple[str, ...],
+    no_infer: bool,
+    acceptable_errors: int | None,
+    chunk_size: int | None,
     max_in_flight: int | None,
     include_inputs: bool,
-    no_infer: bool,
     emulate: bool,
     quiet: bool,
     base_url: str | None,
     api_key: str | None,
     token: str | None,
     env_file: str | None,
+    verbose: bool,
 ) -> None:
     """Stream INPUT through SERVICE_URI (folder/service[version]) into OUTPUT."""
-    _connect_or_fail(base_url, emulate)
+    if not emulate:
+        _check_connection(base_url, api_key, token, can_emulate=True)
     try:
-        in_fmt = format_of(input_path, input_format, role="input")
+        column_types = parse_column_specs(column_specs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--column'") from None
+    try:
+        in_fmt: Format | None = format_of(input_path, input_format, role="input")
         if input_path == "-" and input_format is None:
-            in_fmt = None  # type: ignore[assignment]  # sniffed from the first line
+            in_fmt = None  # sniffed from the first line
         out_fmt = format_of(output_path, output_format, role="output")
+        for fmt in (in_fmt, out_fmt):
+            if fmt is not None:
+                require_extra(fmt)
+        check_encoding(encoding)
         if input_path != "-" and not Path(input_path).is_file():
             raise InputError(f"input {input_path}: no such file")
         for written in (output_path, errors_path):
@@ -179,23 +300,31 @@ def run(
                 raise InputError(f"{written} is the input file: writing it would destroy it")
     except InputError as exc:
         _fail(str(exc), 2)
+    _log_requests(verbose)
     summary = JobSummary()
     job = run_job(
         service=service_uri,
-        input_path=input_path,
-        input_format=in_fmt,
+        source=Source(
+            path=input_path,
+            format=in_fmt,
+            encoding=encoding,
+            columns=ColumnTypes(column_types, infer=not no_infer),
+            on_bad_row="skip" if on_bad_row == "skip" else "abort",
+        ),
         output_path=output_path,
         output_format=out_fmt,
         errors_path=errors_path,
-        connection=Connection(base_url=base_url, api_key=api_key, token=token, emulate=emulate),
+        connection=Connection(
+            base_url=base_url, api_key=api_key, token=token, emulate=emulate, log_requests=verbose
+        ),
         chunk_size=chunk_size,
         max_in_flight=max_in_flight,
         include_inputs=include_inputs,
-        infer_types=not no_infer,
+        acceptable_errors=acceptable_errors,
         show_progress=not quiet,
         summary=summary,
     )
-    _finish(job, summary, output_path, quiet=quiet, fail_on_records=True)
+    _finish(job, summary, output_path, quiet=quiet, strict=True)
 
 
 @cli.command()
@@ -220,6 +349,7 @@ def demo(output_path: str, latency_ms: float, quiet: bool) -> None:
     sample = sample_dataset()
     try:
         out_fmt = format_of(output_path, None, role="output")
+        require_extra(out_fmt)
     except InputError as exc:
         _fail(str(exc), 2)
     if not quiet:
@@ -231,8 +361,7 @@ def demo(output_path: str, latency_ms: float, quiet: bool) -> None:
     summary = JobSummary()
     job = run_job(
         service="demo/term-life",
-        input_path=str(sample),
-        input_format="csv",
+        source=Source(path=str(sample), format="csv"),
         output_path=output_path,
         output_format=out_fmt,
         connection=Connection(
@@ -240,10 +369,11 @@ def demo(output_path: str, latency_ms: float, quiet: bool) -> None:
         ),
         chunk_size=100,
         include_inputs=True,
+        acceptable_errors=1,  # the sample's 10 invalid policies are 0.2 %
         show_progress=not quiet,
         summary=summary,
     )
-    _finish(job, summary, output_path, quiet=quiet, fail_on_records=False)
+    _finish(job, summary, output_path, quiet=quiet, strict=False)
     if not quiet:
         _show_sample(output_path, out_fmt)
 
@@ -254,26 +384,61 @@ def _finish(
     output_path: str,
     *,
     quiet: bool,
-    fail_on_records: bool,
+    strict: bool,
 ) -> None:
+    """Run `job`, then say how it went: the error (if any), then the summary, then exit with
+    the status `run --help` lists."""
+    code = 0
+    message = None
     try:
-        _run(job)
+        asyncio.run(job)
     except KeyboardInterrupt:
         batch = f"; batch {summary.batch_id} cancelled" if summary.batch_id else ""
         click.echo(
             f"\ninterrupted: {summary.records} records written to {output_path}{batch}", err=True
         )
         sys.exit(130)
-    if not quiet:
-        rate = f"{summary.records_per_s:,.0f} records/s"
-        click.echo(
-            f"Done: {summary.records:,} records in {summary.seconds:.2f}s ({rate}), "
-            f"{summary.failed:,} failed -> {output_path}"
-            + (f" (batch {summary.batch_id})" if summary.batch_id else ""),
-            err=True,
-        )
-    if fail_on_records and summary.failed:
+    except BrokenPipeError:
+        _pipe_closed()
+    except (InputError, SparkSdkError) as exc:
+        message, code = str(exc), 2
+    except SparkError as exc:
+        message, code = str(exc), 1
+    if message is not None:
+        click.echo(f"cspark-async: {message}", err=True)
+    if not quiet and (message is None or summary.batch_id is not None):
+        _summarise(summary, output_path, strict=strict)
+    if code:
+        sys.exit(code)
+    if strict and not summary.ok:
         sys.exit(3)
+
+
+def _summarise(summary: JobSummary, output_path: str, *, strict: bool) -> None:
+    if not summary.completed:
+        head = "Stopped"
+    elif summary.ok or (not strict and summary.batch_status in (None, "completed", "closed")):
+        head = "Done"
+    else:
+        head = "Finished"
+    parts = [
+        f"{summary.records:,} records in {summary.seconds:.2f}s "
+        f"({summary.records_per_s:,.0f} records/s)",
+        f"{summary.failed:,} failed",
+    ]
+    if summary.skipped:
+        parts.append(f"{summary.skipped:,} bad row{'s' if summary.skipped != 1 else ''} skipped")
+    click.echo(f"{head}: {', '.join(parts)} -> {output_path}", err=True)
+    if summary.batch_id is None:
+        return
+    status = summary.batch_status or "status unknown"
+    why = ""
+    if status == "failed" and summary.failed:
+        why = (
+            " (likely: more of its records failed than its acceptable error percentage allows; "
+            "see --acceptable-errors)"
+        )
+    click.echo(f"Batch {summary.batch_id}: {status}{why}", err=True)
 
 
 def _show_sample(output_path: str, fmt: str) -> None:
@@ -294,25 +459,21 @@ def _show_sample(output_path: str, fmt: str) -> None:
         click.echo(f"  record {item['offset']}: {item['input']} -> {outcome}", err=True)
 
 
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def emulator(ctx: click.Context) -> None:
-    """Serve a standalone emulator until interrupted (--help for its options)."""
-    from ..emulator.__main__ import main as serve
-
-    sys.exit(serve(ctx.args, prog="cspark-async emulator"))
+cli.add_command(emulator)
 
 
 @cli.command()
 @_connection_options
 def describe(
-    base_url: str | None, api_key: str | None, token: str | None, env_file: str | None
+    base_url: str | None,
+    api_key: str | None,
+    token: str | None,
+    env_file: str | None,
+    verbose: bool,
 ) -> None:
     """Batches in progress or finished in the last hour, and the tenant's buffers."""
-    _connect_or_fail(base_url, False)
+    _check_connection(base_url, api_key, token)
+    _log_requests(verbose)
     _print_json(_call(base_url, api_key, token, lambda spark: spark.batches.describe()))
 
 
@@ -325,9 +486,11 @@ def status(
     api_key: str | None,
     token: str | None,
     env_file: str | None,
+    verbose: bool,
 ) -> None:
     """The status of one batch pipeline."""
-    _connect_or_fail(base_url, False)
+    _check_connection(base_url, api_key, token)
+    _log_requests(verbose)
     _print_json(
         _call(base_url, api_key, token, lambda spark: spark.batches.of(batch_id).get_status())
     )
@@ -342,9 +505,11 @@ def cancel(
     api_key: str | None,
     token: str | None,
     env_file: str | None,
+    verbose: bool,
 ) -> None:
     """Cancel a batch pipeline: pending input and output are discarded."""
-    _connect_or_fail(base_url, False)
+    _check_connection(base_url, api_key, token)
+    _log_requests(verbose)
     _print_json(_call(base_url, api_key, token, lambda spark: spark.batches.of(batch_id).cancel()))
 
 
@@ -362,7 +527,11 @@ def _call(
 
 
 def _print_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    try:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _pipe_closed()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Final
 
-from attrs import define, frozen
+from attrs import define, field, frozen
 from tqdm import tqdm
 
 from .._client import AsyncClient
+from .._exceptions import SparkError
 from .._streaming._state import StreamState
 from ..emulator import Emulator
-from ._io import Format, Writer, count_records, open_writer, read_records
+from ._formats import Format, InputError
+from ._read import BadRow, BadRowPolicy, Counted, RecordReader, count_records
+from ._values import ColumnTypes
+from ._write import Writer, open_writer
 
-__all__ = ["Connection", "JobSummary", "run_job"]
+__all__ = ["Connection", "JobSummary", "Source", "run_job"]
+
+log = logging.getLogger("cspark_async.cli")
+
+# A closed batch becomes completed (or failed) once its last chunk is processed; every result
+# has been pulled by then, so this is a short wait. When (or whether) a tenant moves a closed
+# batch on is undocumented, so the wait is short and `closed` counts as a good end.
+_FINAL_STATUS_WAIT_S: Final = 3.0
+_SETTLED: Final = frozenset(
+    {"completed", "failed", "cancelled", "completed_by_timeout", "closed_by_timeout"}
+)
+_GOOD_ENDS: Final = frozenset({"completed", "closed"})
 
 
 @frozen(kw_only=True)
@@ -29,37 +46,65 @@ class Connection:
     emulate: bool = False
     emulator_workers: int = 8
     emulator_latency_s: float = 0.0
+    log_requests: bool = False
 
     def __repr__(self) -> str:  # credentials stay out of reprs
         return f"Connection(base_url={self.base_url!r}, emulate={self.emulate})"
+
+
+@frozen(kw_only=True)
+class Source:
+    """What to read and how."""
+
+    path: str
+    format: Format | None  # None: stdin, sniffed
+    encoding: str | None = None
+    columns: ColumnTypes = field(factory=ColumnTypes)
+    on_bad_row: BadRowPolicy = "abort"
 
 
 @define
 class JobSummary:
     records: int = 0
     failed: int = 0
+    skipped: int = 0  # bad rows, never sent
     seconds: float = 0.0
     batch_id: str | None = None
+    batch_status: str | None = None
     completed: bool = False
 
     @property
     def records_per_s(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def ok(self) -> bool:
+        """Every record read and computed, and the batch ended well (or was never needed)."""
+        return (
+            self.completed
+            and not self.failed
+            and not self.skipped
+            and (self.batch_status is None or self.batch_status in _GOOD_ENDS)
+        )
+
 
 @contextlib.asynccontextmanager
 async def connect(connection: Connection) -> AsyncIterator[AsyncClient]:
+    logger: logging.Logger | bool = (
+        logging.getLogger("cspark_async") if (connection.log_requests) else False
+    )
     if connection.emulate:
         async with (
             Emulator(
-                workers=connection.emulator_workers, record_latency=connection.emulator_latency_s
+                workers=connection.emulator_workers,
+                record_latency=connection.emulator_latency_s,
             ) as emu,
-            AsyncClient(emu.base_url, api_key="emulator", logger=False) as spark,
+            AsyncClient(emu.base_url, api_key="emulator", logger=logger) as spark,
         ):
             yield spark
         return
     async with AsyncClient(
-        connection.base_url, api_key=connection.api_key, token=connection.token
+        connection.base_url, api_key=connection.api_key, token=connection.token, logger=logger
     ) as spark:
         yield spark
 
@@ -67,29 +112,46 @@ async def connect(connection: Connection) -> AsyncIterator[AsyncClient]:
 async def run_job(
     *,
     service: str,
-    input_path: str,
-    input_format: Format,
+    source: Source,
     output_path: str,
     output_format: Format,
     connection: Connection,
     errors_path: str | None = None,
-    chunk_size: int = 200,
+    chunk_size: int | None = None,
     max_in_flight: int | None = None,
     include_inputs: bool = False,
-    infer_types: bool = True,
+    acceptable_errors: int | None = None,
     show_progress: bool = True,
     summary: JobSummary | None = None,
 ) -> JobSummary:
     """Stream one file through a service. `summary` is filled in as it runs, so a caller that
-    is interrupted still knows how far it got."""
+    is interrupted or fails still knows how far it got, and which batch it was."""
     summary = summary or JobSummary()
-    total = count_records(input_path, input_format)
-    records = read_records(input_path, input_format, infer_types=infer_types)
+    total = count_records(source.path, source.format or "jsonl", source.encoding)
+    create: dict[str, Any] = {}
+    if acceptable_errors is not None:
+        create["accuracy"] = _accuracy(acceptable_errors)
     started = time.monotonic()
     with (
         _writers(output_path, output_format, errors_path) as (out, errors),
         _bar(total, show_progress) as bar,
     ):
+
+        def skip(row: BadRow) -> None:
+            summary.skipped += 1
+            if errors is not None:
+                errors.write(row.as_error())
+            bar.update(1)
+
+        reader = RecordReader(
+            source.path,
+            source.format,
+            columns=source.columns,
+            encoding=source.encoding,
+            on_bad_row=source.on_bad_row,
+            bad_rows=skip,
+        )
+        records = reader if total is None else Counted(reader, total)
 
         def progress(state: StreamState) -> None:
             bar.set_postfix(failed=state.records_failed, refresh=False)
@@ -98,6 +160,7 @@ async def run_job(
             stream = spark.batches.stream_outputs(
                 service,
                 records,
+                create=create,
                 chunk_size=chunk_size,
                 max_in_flight=max_in_flight,
                 progress=progress,
@@ -120,10 +183,53 @@ async def run_job(
                         summary.failed += result.failed
                         bar.update(result.records)
                 summary.completed = True
+            except (InputError, SparkError):
+                summary.batch_id = stream.batch_id
+                summary.batch_status = await _final_status(spark, summary.batch_id, wait_s=0)
+                raise
             finally:
                 summary.batch_id = stream.batch_id
                 summary.seconds = time.monotonic() - started
+            summary.batch_status = await _final_status(
+                spark, summary.batch_id, wait_s=_FINAL_STATUS_WAIT_S
+            )
+        if total is not None and not bar.disable and bar.total != bar.n:
+            bar.total = bar.n  # the count was an estimate (blank lines): end at 100 %
+            bar.refresh()
     return summary
+
+
+def _accuracy(acceptable_errors_pct: int) -> float:
+    """`--acceptable-errors PCT` as `create(accuracy=)`, which sends it back as PCT."""
+    return (100 - acceptable_errors_pct) / 100
+
+
+async def _final_status(spark: AsyncClient, batch_id: str | None, *, wait_s: float) -> str | None:
+    """The batch's status on the server once it settles (or `wait_s` runs out); None when
+    there was no batch or it cannot be read (the run's own outcome matters more)."""
+    if batch_id is None:
+        return None
+    try:
+        # Bounded whatever the client's retries: after a failed run the server may be gone.
+        return await asyncio.wait_for(_settled_status(spark, batch_id, wait_s), wait_s + 5.0)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def _settled_status(spark: AsyncClient, batch_id: str, wait_s: float) -> str | None:
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    status: str | None = None
+    try:
+        while True:
+            status = (await spark.batches.of(batch_id).get_info()).parsed.batch_status
+            if status in _SETTLED or time.monotonic() + delay > deadline:
+                return status
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+    except SparkError as exc:
+        log.debug("could not read the final status of batch %s: %s", batch_id, exc)
+        return status
 
 
 @contextlib.contextmanager

@@ -26,13 +26,12 @@ def invoke(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
-def write_csv(path: Path, rows: int, *, ragged_at: int | None = None) -> Path:
+def write_csv(path: Path, rows: int) -> Path:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "name", "score"])
         for i in range(rows):
-            row = [i, f"n{i}", i / 4]
-            writer.writerow(row[:2] if i == ragged_at else row)
+            writer.writerow([i, f"n{i}", i / 4])
     return path
 
 
@@ -85,7 +84,9 @@ def test_run_csv_and_json_outputs_with_inputs_and_errors(tmp_path: Path) -> None
     assert rows[0]["input.age"] == "30"
     assert float(rows[0]["output.annual_premium"]) > 0
     assert rows[1]["output.annual_premium"] == ""
-    assert "age 90 is outside" in rows[1]["error"]
+    assert "age 90 is outside" in rows[1]["error_message"]
+    assert rows[1]["error_type"]
+    assert "extra" not in rows[0]
     (failed,) = jsonl(errors)
     assert failed["offset"] == 1
     assert failed["input"]["age"] == 90
@@ -115,7 +116,6 @@ def test_run_json_inputs_array_form_and_objects(tmp_path: Path) -> None:
     [
         (lambda d: d / "missing.csv", "no such file"),
         (lambda d: _write(d / "empty.csv", ""), "is empty"),
-        (lambda d: write_csv(d / "ragged.csv", 5, ragged_at=3), "line 5: 2 values, but the header"),
         (lambda d: _write(d / "bad.json", "[{]"), "invalid JSON"),
         (lambda d: _write(d / "bad.jsonl", '{"a": 1}\n{oops\n'), "line 2: invalid JSON"),
         (lambda d: _write(d / "data.xml", "<a/>"), "unknown extension '.xml'"),
