@@ -36,6 +36,19 @@ from ._exceptions import (
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
 )
+from ._json import (
+    BatchConfigurationJSON,
+    BatchDescriptionJSON,
+    BatchInfoJSON,
+    BatchJSON,
+    BatchStatusJSON,
+    BatchSummaryJSON,
+    ChunkResultJSON,
+    PullResultJSON,
+    TenantConfigurationJSON,
+    TenantJSON,
+    TenantStatusJSON,
+)
 from ._ledger import DuplicatePolicy
 from ._models import (
     Batch,
@@ -58,6 +71,7 @@ from ._response import ApiResponse
 from ._streaming._results import StreamError, StreamResult
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
+from ._types import CreateOptions, OAuthInput, OnExit, Progress, Records, StrList
 from ._uri import UriParams
 from ._version import __version__
 
@@ -72,16 +86,24 @@ __all__ = [
     "Batch",
     "BatchChunk",
     "BatchConfiguration",
+    "BatchConfigurationJSON",
     "BatchDescription",
+    "BatchDescriptionJSON",
     "BatchInfo",
+    "BatchInfoJSON",
+    "BatchJSON",
     "BatchStatus",
+    "BatchStatusJSON",
     "BatchStatusValue",
     "BatchSummary",
+    "BatchSummaryJSON",
     "ChunkData",
     "ChunkResult",
+    "ChunkResultJSON",
     "ClientOptions",
     "ConflictError",
     "create_chunks",
+    "CreateOptions",
     "DuplicatePolicy",
     "ForbiddenError",
     "GatewayTimeoutError",
@@ -89,10 +111,15 @@ __all__ = [
     "InvalidResponseError",
     "NotFoundError",
     "OAuthCredentials",
+    "OAuthInput",
+    "OnExit",
     "PipelineState",
     "PipelineStats",
+    "Progress",
     "PullResult",
+    "PullResultJSON",
     "RateLimitError",
+    "Records",
     "ResultStream",
     "ServiceUnavailableError",
     "SparkApiError",
@@ -103,9 +130,13 @@ __all__ = [
     "StreamError",
     "StreamResult",
     "StreamState",
+    "StrList",
     "TenantConfiguration",
+    "TenantConfigurationJSON",
     "TenantInfo",
+    "TenantJSON",
     "TenantStatus",
+    "TenantStatusJSON",
     "UnauthorizedError",
     "UnknownApiError",
     "UnprocessableEntityError",

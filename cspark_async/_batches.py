@@ -7,7 +7,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -15,22 +15,20 @@ from ._config import BaseUrl, positive_number
 from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
 from ._exceptions import InvalidResponseError, SparkSdkError
 from ._http import HttpClient
+from ._json import BatchDescriptionJSON, BatchJSON
 from ._models import Batch, BatchDescription
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
 from ._streaming._chunker import Records
 from ._streaming._engine import StreamOptions
-from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
 from ._streaming._target import PipelineTarget
+from ._types import CreateOptions, Progress, StrList
 from ._uri import UriParams
 
 __all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
 
 B = TypeVar("B", bound="AsyncBatches")
-
-StrList: TypeAlias = str | Sequence[str] | None
-
 
 def acceptable_error_percentage(accuracy: float) -> int:
     """`accuracy` (0..1) as Spark's integer error percentage: 0.95 -> 5, 0 -> 100, 1 -> 0.
@@ -160,7 +158,7 @@ class AsyncBatches:
         self._logger = logger
         self._close = close
 
-    async def describe(self) -> ApiResponse[BatchDescription]:
+    async def describe(self) -> ApiResponse[BatchDescription, BatchDescriptionJSON]:
         """`GET batch/status`: batches in progress or finished in the last hour, and the
         tenant's buffers and workers."""
         url = self._base_url.api("batch", "status")
@@ -186,7 +184,7 @@ class AsyncBatches:
         max_output_size: float | None = None,
         accuracy: float | None = None,
         extras: Mapping[str, Any] | None = None,
-    ) -> ApiResponse[Batch]:
+    ) -> ApiResponse[Batch, BatchJSON]:
         """`POST batch`: create a pipeline for a service.
 
         Args:
@@ -229,7 +227,7 @@ class AsyncBatches:
         )
         return await self._create(body)
 
-    async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch]:
+    async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch, BatchJSON]:
         raw, data = await self._http.request_json(
             "POST", self._base_url.api("batch"), body=orjson.dumps(body)
         )
@@ -246,7 +244,7 @@ class AsyncBatches:
         uri: str | UriParams,
         records: Records,
         *,
-        create: Mapping[str, Any] | None = None,
+        create: CreateOptions | None = None,
         chunk_size: int | None = None,
         max_in_flight: int | None = None,
         ordered: bool = True,
@@ -254,7 +252,7 @@ class AsyncBatches:
         parameters: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
         max_chunk_bytes: int | None = None,
-        progress: Callable[[StreamState], None] | None = None,
+        progress: Progress | None = None,
     ) -> ResultStream:
         """Create a pipeline for `uri`, stream `records` through it, and close it: the one-call
         form of `AsyncPipeline.stream_outputs()` (same options). The pipeline is cancelled if
@@ -266,7 +264,8 @@ class AsyncBatches:
         ```
 
         Args:
-            create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`).
+            create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`); typed
+                as `CreateOptions`, so a type checker catches a misspelt option.
 
         Raises:
             SparkSdkError: an option or a create argument is invalid (now, nothing is sent).
@@ -276,7 +275,7 @@ class AsyncBatches:
                 f"create= must be a dict of create() keyword arguments, got {type(create).__name__}"
             )
         try:
-            body = create_body(uri, **dict(create or {}))
+            body = create_body(uri, **(create or {}))
         except TypeError as exc:  # an unknown create() keyword
             raise SparkSdkError(f"create= holds an option create() does not take: {exc}") from None
         options = StreamOptions(

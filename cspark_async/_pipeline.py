@@ -20,6 +20,7 @@ from ._config import BaseUrl
 from ._constants import DEFAULT_PULL_MAX_CHUNKS
 from ._exceptions import SparkError, SparkSdkError
 from ._http import HttpClient, RawResponse
+from ._json import BatchJSON, BatchStatusJSON, PullResultJSON
 from ._ledger import ChunkLedger, DuplicatePolicy
 from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
 from ._response import ApiResponse
@@ -90,11 +91,11 @@ class AsyncPipeline:
 
     # ---- verbs ---------------------------------------------------------------------------
 
-    async def get_info(self) -> ApiResponse[Batch]:
+    async def get_info(self) -> ApiResponse[Batch, BatchJSON]:
         """`GET batch/{id}`: the pipeline's details, summary and configuration."""
         return await self._call("GET", Batch)
 
-    async def get_status(self) -> ApiResponse[BatchStatus]:
+    async def get_status(self) -> ApiResponse[BatchStatus, BatchStatusJSON]:
         """`GET batch/{id}/status`: counters and buffer usage."""
         return await self._call("GET", BatchStatus, "status")
 
@@ -106,7 +107,7 @@ class AsyncPipeline:
         chunks: Sequence[BatchChunk] | BatchChunk | None = None,
         raw: str | bytes | None = None,
         if_chunk_id_duplicated: DuplicatePolicy = "replace",
-    ) -> ApiResponse[BatchStatus]:
+    ) -> ApiResponse[BatchStatus, BatchStatusJSON]:
         """`POST batch/{id}/chunks`: add input data. Give exactly one of:
 
         Args:
@@ -169,7 +170,9 @@ class AsyncPipeline:
             raise SparkSdkError(f"nothing to push to batch pipeline {self._id}: no chunks")
         return await self._push_chunks(batch, if_chunk_id_duplicated)
 
-    async def pull(self, max_chunks: int = DEFAULT_PULL_MAX_CHUNKS) -> ApiResponse[PullResult]:
+    async def pull(
+        self, max_chunks: int = DEFAULT_PULL_MAX_CHUNKS
+    ) -> ApiResponse[PullResult, PullResultJSON]:
         """`GET batch/{id}/chunkresults?max=N`: take up to `max_chunks` finished chunks from
         the output buffer (each is returned once), plus the status.
 
@@ -180,7 +183,7 @@ class AsyncPipeline:
             raise SparkSdkError(f"max_chunks must be an integer >= 1, got {max_chunks!r}")
         return await self._pull(max_chunks)
 
-    async def dispose(self) -> ApiResponse[Batch]:
+    async def dispose(self) -> ApiResponse[Batch, BatchJSON]:
         """`PATCH batch/{id}` to `closed`: no more input; pending chunks still finish and can
         be pulled."""
         self._require_open("dispose")
@@ -189,7 +192,7 @@ class AsyncPipeline:
         self._logger.info("batch pipeline %s closed", self._id)
         return response
 
-    async def cancel(self) -> ApiResponse[Batch]:
+    async def cancel(self) -> ApiResponse[Batch, BatchJSON]:
         """`PATCH batch/{id}` to `cancelled`: stop now and discard both buffers. Allowed after
         `dispose()`."""
         if self._state == "cancelled":
