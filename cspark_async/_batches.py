@@ -7,16 +7,17 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from ._config import BaseUrl, positive_number
-from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
+from ._constants import API_VERSION, DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
 from ._exceptions import InvalidResponseError, SparkSdkError
 from ._http import HttpClient
 from ._json import BatchDescriptionJSON, BatchJSON
 from ._models import Batch, BatchDescription
+from ._otel import traced
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
 from ._streaming._chunker import Records
@@ -29,6 +30,8 @@ from ._uri import UriParams
 __all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
 
 B = TypeVar("B", bound="AsyncBatches")
+
+_TEMPLATE: Final = f"/{{tenant}}/{API_VERSION}/batch"  # `url.template` of the API-call spans
 
 def acceptable_error_percentage(accuracy: float) -> int:
     """`accuracy` (0..1) as Spark's integer error percentage: 0.95 -> 5, 0 -> 100, 1 -> 0.
@@ -162,8 +165,18 @@ class AsyncBatches:
         """`GET batch/status`: batches in progress or finished in the last hour, and the
         tenant's buffers and workers."""
         url = self._base_url.api("batch", "status")
-        raw, data = await self._http.request_json("GET", url)
-        return ApiResponse(raw, data, BatchDescription)
+
+        async def call() -> ApiResponse[BatchDescription, BatchDescriptionJSON]:
+            raw, data = await self._http.request_json("GET", url)
+            return ApiResponse(raw, data, BatchDescription)
+
+        return await traced(
+            "batches.describe",
+            call,
+            method="GET",
+            url_template=_TEMPLATE + "/status",
+            origin=self._base_url.origin,
+        )
 
     async def create(
         self,
@@ -228,10 +241,22 @@ class AsyncBatches:
         return await self._create(body)
 
     async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch, BatchJSON]:
-        raw, data = await self._http.request_json(
-            "POST", self._base_url.api("batch"), body=orjson.dumps(body)
+        async def call() -> ApiResponse[Batch, BatchJSON]:
+            raw, data = await self._http.request_json(
+                "POST", self._base_url.api("batch"), body=orjson.dumps(body)
+            )
+            return ApiResponse(raw, data, Batch)
+
+        service = body.get("service")
+        response = await traced(
+            "batches.create",
+            call,
+            method="POST",
+            url_template=_TEMPLATE,
+            origin=self._base_url.origin,
+            service=service if isinstance(service, str) else None,
         )
-        response = ApiResponse(raw, data, Batch)
+        data = response.data
         self._logger.info(
             "created batch pipeline %s for %s",
             data.get("id") if isinstance(data, dict) else "?",
