@@ -17,12 +17,13 @@ import orjson
 
 from ._chunks import BatchChunk, ChunkData, count_records, new_chunk_id
 from ._config import BaseUrl
-from ._constants import DEFAULT_PULL_MAX_CHUNKS
+from ._constants import API_VERSION, DEFAULT_PULL_MAX_CHUNKS
 from ._exceptions import SparkError, SparkSdkError
 from ._http import HttpClient, RawResponse
 from ._json import BatchJSON, BatchStatusJSON, PullResultJSON
 from ._ledger import ChunkLedger, DuplicatePolicy
 from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
+from ._otel import traced
 from ._response import ApiResponse
 from ._serde import chunks_from_raw, encode_chunk
 from ._streaming._chunker import Records
@@ -37,6 +38,7 @@ T = TypeVar("T")
 P = TypeVar("P", bound="AsyncPipeline")
 
 _CLEANUP_TIMEOUT_S: Final = 30.0
+_TEMPLATE: Final = f"/{{tenant}}/{API_VERSION}/batch/{{batch_id}}"  # the spans' url.template
 
 
 class AsyncPipeline:
@@ -93,11 +95,11 @@ class AsyncPipeline:
 
     async def get_info(self) -> ApiResponse[Batch, BatchJSON]:
         """`GET batch/{id}`: the pipeline's details, summary and configuration."""
-        return await self._call("GET", Batch)
+        return await self._call("get_info", "GET", Batch)
 
     async def get_status(self) -> ApiResponse[BatchStatus, BatchStatusJSON]:
         """`GET batch/{id}/status`: counters and buffer usage."""
-        return await self._call("GET", BatchStatus, "status")
+        return await self._call("get_status", "GET", BatchStatus, "status")
 
     async def push(
         self,
@@ -311,7 +313,7 @@ class AsyncPipeline:
             self._ledger.release(prepared)
             raise
         try:
-            response = await self._call("POST", BatchStatus, "chunks", body=body)
+            response = await self._call("push", "POST", BatchStatus, "chunks", body=body)
         except BaseException:
             self._ledger.release(prepared)
             raise
@@ -329,7 +331,9 @@ class AsyncPipeline:
             raise SparkSdkError(
                 f"batch pipeline {self._id} is cancelled; its outputs were discarded"
             )
-        return await self._call("GET", PullResult, "chunkresults", params={"max": max_chunks})
+        return await self._call(
+            "pull", "GET", PullResult, "chunkresults", params={"max": max_chunks}
+        )
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -340,7 +344,8 @@ class AsyncPipeline:
             )
 
     async def _patch(self, status: str) -> ApiResponse[Batch]:
-        return await self._call("PATCH", Batch, body=orjson.dumps({"batch_status": status}))
+        verb = "dispose" if status == "closed" else "cancel"
+        return await self._call(verb, "PATCH", Batch, body=orjson.dumps({"batch_status": status}))
 
     async def _request(
         self,
@@ -358,14 +363,26 @@ class AsyncPipeline:
 
     async def _call(
         self,
+        verb: str,
         method: str,
         model: type[T],
         *segments: str,
         body: bytes | None = None,
         params: dict[str, str | int] | None = None,
     ) -> ApiResponse[T]:
-        raw, data = await self._request(method, *segments, body=body, params=params)
-        return ApiResponse(raw, data, model)
+        async def call() -> ApiResponse[T]:
+            raw, data = await self._request(method, *segments, body=body, params=params)
+            return ApiResponse(raw, data, model)
+
+        # One span per call (retries included); the aiohttp instrumentation's nest under it.
+        return await traced(
+            f"batches.{verb}",
+            call,
+            method=method,
+            url_template="/".join((_TEMPLATE, *segments)),
+            origin=self._base_url.origin,
+            batch_id=self._id,
+        )
 
 
 def _one_chunk(data: ChunkData) -> BatchChunk:

@@ -85,3 +85,33 @@ async def test_the_aiohttp_instrumentations_spans_nest_one_per_attempt(
     assert len(http) == 4  # no HTTP span of ours besides the instrumentation's
     assert describe.status.status_code is StatusCode.ERROR
     assert dict(describe.attributes or {})["error.type"] == "503"
+
+
+async def test_every_pipeline_verb_has_its_span_on_the_batch(telemetry: Telemetry) -> None:
+    async with Emulator() as emu, emu.client() as spark:
+        batch = await spark.batches.create("my-folder/my-service")
+        pipeline = spark.batches.of(batch.data["id"])
+        await pipeline.push(inputs=[{"value": 1}])
+        await pipeline.get_status()
+        await pipeline.pull()
+        await pipeline.get_info()
+        await pipeline.dispose()
+        await pipeline.cancel()
+    spans = [s for s in telemetry.spans() if s.name != "spark.batches.create"]
+    root = "/{tenant}/api/v4/batch/{batch_id}"
+    assert [
+        (s.name, (s.attributes or {})["http.request.method"], (s.attributes or {})["url.template"])
+        for s in spans
+    ] == [
+        ("spark.batches.push", "POST", root + "/chunks"),
+        ("spark.batches.get_status", "GET", root + "/status"),
+        ("spark.batches.pull", "GET", root + "/chunkresults"),
+        ("spark.batches.get_info", "GET", root),
+        ("spark.batches.dispose", "PATCH", root),
+        ("spark.batches.cancel", "PATCH", root),
+    ]
+    for span in spans:
+        attributes = dict(span.attributes or {})
+        assert attributes["spark.batch.id"] == batch.data["id"]
+        assert attributes["http.response.status_code"] == 200
+        assert span.kind is SpanKind.INTERNAL
