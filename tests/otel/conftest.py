@@ -33,8 +33,22 @@ _READER = InMemoryMetricReader(
         Histogram: AggregationTemporality.DELTA,
     }
 )
+
+
+class _WhileRecording(SimpleSpanProcessor):
+    """Exports only while a test holds the `telemetry` fixture: the provider stays set for the
+    rest of the session, and other tests' spans should cost nothing and pile up nowhere."""
+
+    recording = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.recording:
+            super().on_end(span)
+
+
+_PROCESSOR = _WhileRecording(_EXPORTER)
 _provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+_provider.add_span_processor(_PROCESSOR)
 trace.set_tracer_provider(_provider)
 metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
 
@@ -65,5 +79,9 @@ class Telemetry:
 def telemetry() -> Iterator[Telemetry]:
     _EXPORTER.clear()
     _READER.get_metrics_data()  # drop what earlier tests left
-    yield Telemetry()
-    _EXPORTER.clear()
+    _PROCESSOR.recording = True
+    try:
+        yield Telemetry()
+    finally:
+        _PROCESSOR.recording = False
+        _EXPORTER.clear()
