@@ -264,14 +264,22 @@ class StreamTelemetry:
         (in tasks started inside it) become its children."""
         return _trace.use_span(self._span, end_on_exit=False) if self._span else _NULL
 
-    def batch(self, batch_id: str) -> None:
-        """The pipeline the stream runs on is known (after its create)."""
+    def batch(self, batch_id: str, service: str | None = None) -> None:
+        """The pipeline the stream runs on is known (after its create, or its `get_info`,
+        which also names the service of a stream started from a pipeline id)."""
+        if service is not None and self._service is None:
+            self._service = service
         if self._span is not None:
             self._span.set_attribute(BATCH_ID, batch_id)
+            if self._service is not None:
+                self._span.set_attribute(SERVICE, self._service)
 
     def chunk_pushed(self, chunk_id: str, records: int) -> None:
-        """A push of chunk `chunk_id` was accepted (the first time: see `repushed`)."""
-        self._pushed_at.setdefault(chunk_id, self._clock())
+        """A push of chunk `chunk_id` was accepted. A re-push's acceptance counts nothing
+        again (see `repushed`), and the chunk's round trip runs from its first push."""
+        if chunk_id in self._pushed_at:
+            return
+        self._pushed_at[chunk_id] = self._clock()
         self._counts[RECORDS] += records
         self._counts[CHUNKS] += 1
         attributes = _metric_attributes(self._service)
@@ -336,7 +344,7 @@ class _NoStream:
     def activate(self) -> Any:
         return _NULL
 
-    def batch(self, batch_id: str) -> None:
+    def batch(self, batch_id: str, service: str | None = None) -> None:
         pass
 
     def chunk_pushed(self, chunk_id: str, records: int) -> None:
