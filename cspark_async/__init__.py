@@ -40,6 +40,19 @@ from ._exceptions import (
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
 )
+from ._json import (
+    BatchConfigurationJSON,
+    BatchDescriptionJSON,
+    BatchInfoJSON,
+    BatchJSON,
+    BatchStatusJSON,
+    BatchSummaryJSON,
+    ChunkResultJSON,
+    PullResultJSON,
+    TenantConfigurationJSON,
+    TenantJSON,
+    TenantStatusJSON,
+)
 from ._ledger import DuplicatePolicy
 from ._models import (
     Batch,
@@ -63,6 +76,7 @@ from ._response import ApiResponse
 from ._streaming._results import StreamResult
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
+from ._types import CreateOptions, OAuthInput, OnExit, Progress, Records, StrList
 from ._uri import UriParams
 from ._version import __version__
 
@@ -78,16 +92,24 @@ __all__ = [
     "Batch",
     "BatchChunk",
     "BatchConfiguration",
+    "BatchConfigurationJSON",
     "BatchDescription",
+    "BatchDescriptionJSON",
     "BatchInfo",
+    "BatchInfoJSON",
+    "BatchJSON",
     "BatchStatus",
+    "BatchStatusJSON",
     "BatchStatusValue",
     "BatchSummary",
+    "BatchSummaryJSON",
     "ChunkData",
     "ChunkResult",
+    "ChunkResultJSON",
     "ClientOptions",
     "ConflictError",
     "create_chunks",
+    "CreateOptions",
     "DuplicatePolicy",
     "ForbiddenError",
     "GatewayTimeoutError",
@@ -95,11 +117,16 @@ __all__ = [
     "InvalidResponseError",
     "NotFoundError",
     "OAuthCredentials",
+    "OAuthInput",
+    "OnExit",
     "PayloadTooLargeError",
     "PipelineState",
     "PipelineStats",
+    "Progress",
     "PullResult",
+    "PullResultJSON",
     "RateLimitError",
+    "Records",
     "RequestTimeoutError",
     "ResultStream",
     "RetryPolicy",
@@ -112,9 +139,13 @@ __all__ = [
     "StreamError",
     "StreamResult",
     "StreamState",
+    "StrList",
     "TenantConfiguration",
+    "TenantConfigurationJSON",
     "TenantInfo",
+    "TenantJSON",
     "TenantStatus",
+    "TenantStatusJSON",
     "UnauthorizedError",
     "UnknownApiError",
     "UnprocessableEntityError",

@@ -6,30 +6,31 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from ._config import BaseUrl, positive_number
-from ._constants import DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
+from ._constants import API_VERSION, DEFAULT_CALL_PURPOSE, DEFAULT_SOURCE_SYSTEM
 from ._exceptions import InvalidResponseError, SparkSdkError
 from ._http import HttpClient
+from ._json import BatchDescriptionJSON, BatchJSON
 from ._models import Batch, BatchDescription
+from ._otel import traced
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
 from ._streaming._adapter import PipelineAdapter
 from ._streaming._chunker import Records
 from ._streaming._options import StreamOptions
-from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
+from ._types import CreateOptions, Progress, StrList
 from ._uri import UriParams
 
 __all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
 
 B = TypeVar("B", bound="AsyncBatches")
 
-StrList: TypeAlias = str | Sequence[str] | None
-
+_TEMPLATE: Final = f"/{{tenant}}/{API_VERSION}/batch"  # `url.template` of the API-call spans
 
 def acceptable_error_percentage(accuracy: float) -> int:
     """`accuracy` (0..1) as Spark's integer error percentage: 0.95 -> 5, 0 -> 100, 1 -> 0.
@@ -161,12 +162,22 @@ class AsyncBatches:
         self._logger = http.logger
         self._close = close
 
-    async def describe(self) -> ApiResponse[BatchDescription]:
+    async def describe(self) -> ApiResponse[BatchDescription, BatchDescriptionJSON]:
         """`GET batch/status`: batches in progress or finished in the last hour, and the
         tenant's buffers and workers."""
         url = self._base_url.api("batch", "status")
-        raw, data = await self._http.request_json("GET", url)
-        return ApiResponse(raw, data, BatchDescription)
+
+        async def call() -> ApiResponse[BatchDescription, BatchDescriptionJSON]:
+            raw, data = await self._http.request_json("GET", url)
+            return ApiResponse(raw, data, BatchDescription)
+
+        return await traced(
+            "batches.describe",
+            call,
+            method="GET",
+            url_template=_TEMPLATE + "/status",
+            origin=self._base_url.origin,
+        )
 
     async def create(
         self,
@@ -187,7 +198,7 @@ class AsyncBatches:
         max_output_size: float | None = None,
         accuracy: float | None = None,
         extras: Mapping[str, Any] | None = None,
-    ) -> ApiResponse[Batch]:
+    ) -> ApiResponse[Batch, BatchJSON]:
         """`POST batch`: create a pipeline for a service.
 
         Args:
@@ -230,11 +241,23 @@ class AsyncBatches:
         )
         return await self._create(body)
 
-    async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch]:
-        raw, data = await self._http.request_json(
-            "POST", self._base_url.api("batch"), body=orjson.dumps(body)
+    async def _create(self, body: Mapping[str, Any]) -> ApiResponse[Batch, BatchJSON]:
+        async def call() -> ApiResponse[Batch, BatchJSON]:
+            raw, data = await self._http.request_json(
+                "POST", self._base_url.api("batch"), body=orjson.dumps(body)
+            )
+            return ApiResponse(raw, data, Batch)
+
+        service = body.get("service")
+        response = await traced(
+            "batches.create",
+            call,
+            method="POST",
+            url_template=_TEMPLATE,
+            origin=self._base_url.origin,
+            service=service if isinstance(service, str) else None,
         )
-        response = ApiResponse(raw, data, Batch)
+        data = response.data
         self._logger.info(
             "created batch pipeline %s for %s",
             data.get("id") if isinstance(data, dict) else "?",
@@ -247,7 +270,7 @@ class AsyncBatches:
         uri: str | UriParams,
         records: Records,
         *,
-        create: Mapping[str, Any] | None = None,
+        create: CreateOptions | None = None,
         chunk_size: int | None = None,
         max_in_flight: int | None = None,
         ordered: bool = True,
@@ -256,7 +279,7 @@ class AsyncBatches:
         summary: Mapping[str, Any] | None = None,
         max_chunk_bytes: int | None = None,
         stall_timeout: float | None = None,
-        progress: Callable[[StreamState], None] | None = None,
+        progress: Progress | None = None,
     ) -> ResultStream:
         """Create a pipeline for `uri`, stream `records` through it, and close it: the one-call
         form of `AsyncPipeline.stream_outputs()` (same options). The pipeline is cancelled if
@@ -268,7 +291,8 @@ class AsyncBatches:
         ```
 
         Args:
-            create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`).
+            create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`); typed
+                as `CreateOptions`, so a type checker catches a misspelt option.
 
         Raises:
             SparkSdkError: an option or a create argument is invalid (now, nothing is sent).
@@ -278,7 +302,7 @@ class AsyncBatches:
                 f"create= must be a dict of create() keyword arguments, got {type(create).__name__}"
             )
         try:
-            body = create_body(uri, **dict(create or {}))
+            body = create_body(uri, **(create or {}))
         except TypeError as exc:  # an unknown create() keyword
             raise SparkSdkError(f"create= holds an option create() does not take: {exc}") from None
         options = StreamOptions(

@@ -7,7 +7,7 @@ after `dispose` (not after `cancel`). A refused call raises `SparkSdkError` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -16,18 +16,20 @@ import orjson
 
 from ._chunks import BatchChunk, ChunkData, count_records, new_chunk_id
 from ._config import BaseUrl
-from ._constants import DEFAULT_PULL_MAX_CHUNKS
+from ._constants import API_VERSION, DEFAULT_PULL_MAX_CHUNKS
 from ._exceptions import SparkError, SparkSdkError
 from ._http import HttpClient, RawResponse
+from ._json import BatchJSON, BatchStatusJSON, PullResultJSON
 from ._ledger import ChunkLedger, DuplicatePolicy
 from ._models import Batch, BatchStatus, PipelineState, PipelineStats, PullResult
+from ._otel import traced
 from ._response import ApiResponse
 from ._serde import chunks_from_raw, encode_chunk
 from ._streaming._adapter import OnExit, PipelineAdapter
 from ._streaming._chunker import Records
 from ._streaming._options import StreamOptions
-from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
+from ._types import Progress
 
 __all__ = ["AsyncPipeline"]
 
@@ -35,6 +37,7 @@ T = TypeVar("T")
 P = TypeVar("P", bound="AsyncPipeline")
 
 _CLEANUP_TIMEOUT_S: Final = 30.0
+_TEMPLATE: Final = f"/{{tenant}}/{API_VERSION}/batch/{{batch_id}}"  # the spans' url.template
 
 
 class AsyncPipeline:
@@ -83,13 +86,13 @@ class AsyncPipeline:
 
     # ---- verbs ---------------------------------------------------------------------------
 
-    async def get_info(self) -> ApiResponse[Batch]:
+    async def get_info(self) -> ApiResponse[Batch, BatchJSON]:
         """`GET batch/{id}`: the pipeline's details, summary and configuration."""
-        return await self._call("GET", Batch)
+        return await self._call("get_info", "GET", Batch)
 
-    async def get_status(self) -> ApiResponse[BatchStatus]:
+    async def get_status(self) -> ApiResponse[BatchStatus, BatchStatusJSON]:
         """`GET batch/{id}/status`: counters and buffer usage."""
-        return await self._call("GET", BatchStatus, "status")
+        return await self._call("get_status", "GET", BatchStatus, "status")
 
     async def push(
         self,
@@ -99,7 +102,7 @@ class AsyncPipeline:
         chunks: Sequence[BatchChunk] | BatchChunk | None = None,
         raw: str | bytes | None = None,
         if_chunk_id_duplicated: DuplicatePolicy = "replace",
-    ) -> ApiResponse[BatchStatus]:
+    ) -> ApiResponse[BatchStatus, BatchStatusJSON]:
         """`POST batch/{id}/chunks`: add input data. Give exactly one of:
 
         Args:
@@ -162,7 +165,9 @@ class AsyncPipeline:
             raise SparkSdkError(f"nothing to push to batch pipeline {self._id}: no chunks")
         return await self._push_chunks(batch, if_chunk_id_duplicated)
 
-    async def pull(self, max_chunks: int = DEFAULT_PULL_MAX_CHUNKS) -> ApiResponse[PullResult]:
+    async def pull(
+        self, max_chunks: int = DEFAULT_PULL_MAX_CHUNKS
+    ) -> ApiResponse[PullResult, PullResultJSON]:
         """`GET batch/{id}/chunkresults?max=N`: take up to `max_chunks` finished chunks from
         the output buffer (each is returned once), plus the status.
 
@@ -173,7 +178,7 @@ class AsyncPipeline:
             raise SparkSdkError(f"max_chunks must be an integer >= 1, got {max_chunks!r}")
         return await self._pull(max_chunks)
 
-    async def dispose(self) -> ApiResponse[Batch]:
+    async def dispose(self) -> ApiResponse[Batch, BatchJSON]:
         """`PATCH batch/{id}` to `closed`: no more input; pending chunks still finish and can
         be pulled."""
         self._require_open("dispose")
@@ -182,7 +187,7 @@ class AsyncPipeline:
         self._logger.info("batch pipeline %s closed", self._id)
         return response
 
-    async def cancel(self) -> ApiResponse[Batch]:
+    async def cancel(self) -> ApiResponse[Batch, BatchJSON]:
         """`PATCH batch/{id}` to `cancelled`: stop now and discard both buffers. Allowed after
         `dispose()`."""
         if self._state == "cancelled":
@@ -205,7 +210,7 @@ class AsyncPipeline:
         on_exit: OnExit = "cancel",
         max_chunk_bytes: int | None = None,
         stall_timeout: float | None = None,
-        progress: Callable[[StreamState], None] | None = None,
+        progress: Progress | None = None,
     ) -> ResultStream:
         """Stream `records` through this pipeline and yield each chunk's results as it drains.
 
@@ -316,7 +321,7 @@ class AsyncPipeline:
             self._ledger.release(prepared)
             raise
         try:
-            response = await self._call("POST", BatchStatus, "chunks", body=body)
+            response = await self._call("push", "POST", BatchStatus, "chunks", body=body)
         except BaseException:
             self._ledger.release(prepared)
             raise
@@ -334,7 +339,9 @@ class AsyncPipeline:
             raise SparkSdkError(
                 f"batch pipeline {self._id} is cancelled; its outputs were discarded"
             )
-        return await self._call("GET", PullResult, "chunkresults", params={"max": max_chunks})
+        return await self._call(
+            "pull", "GET", PullResult, "chunkresults", params={"max": max_chunks}
+        )
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -364,7 +371,8 @@ class AsyncPipeline:
             await self.dispose()
 
     async def _patch(self, status: str) -> ApiResponse[Batch]:
-        return await self._call("PATCH", Batch, body=orjson.dumps({"batch_status": status}))
+        verb = "dispose" if status == "closed" else "cancel"
+        return await self._call(verb, "PATCH", Batch, body=orjson.dumps({"batch_status": status}))
 
     async def _request(
         self,
@@ -382,14 +390,26 @@ class AsyncPipeline:
 
     async def _call(
         self,
+        verb: str,
         method: str,
         model: type[T],
         *segments: str,
         body: bytes | None = None,
         params: dict[str, str | int] | None = None,
     ) -> ApiResponse[T]:
-        raw, data = await self._request(method, *segments, body=body, params=params)
-        return ApiResponse(raw, data, model)
+        async def call() -> ApiResponse[T]:
+            raw, data = await self._request(method, *segments, body=body, params=params)
+            return ApiResponse(raw, data, model)
+
+        # One span per call (retries included); the aiohttp instrumentation's nest under it.
+        return await traced(
+            f"batches.{verb}",
+            call,
+            method=method,
+            url_template="/".join((_TEMPLATE, *segments)),
+            origin=self._base_url.origin,
+            batch_id=self._id,
+        )
 
 
 def _one_chunk(data: ChunkData) -> BatchChunk:

@@ -4,9 +4,10 @@ typed view structured on first access."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 import cattrs
+from typing_extensions import TypeVar
 
 from ._exceptions import InvalidResponseError
 from ._http import RawResponse
@@ -15,18 +16,21 @@ from ._serde import structure
 __all__ = ["ApiResponse"]
 
 T = TypeVar("T")
+D = TypeVar("D", default=Any)
 
 _UNSET: Any = object()
 
 
-class ApiResponse(Generic[T]):
-    """One successful call.
+class ApiResponse(Generic[T, D]):
+    """One successful call: `ApiResponse[Model, BodyJSON]`.
 
     Attributes:
         status: the HTTP status (2xx).
         headers: the response headers (case-insensitive).
-        data: the decoded JSON body, exactly as the seed documents it (`batch.data['id']`,
-            `status.data['records_available']`, `result.data['data']`...).
+        data: the decoded JSON body, exactly as the API documents it (`batch.data['id']`,
+            `status.data['records_available']`, `result.data['data']`...). Its static type is
+            the documented shape (`BatchJSON`, `BatchStatusJSON`...), so a type checker
+            catches a misspelt key; nothing is checked at run time.
         request_id: the `x-request-id` the call was sent with.
         method, url: what was called.
         parsed: the typed view (`Batch`, `BatchStatus`, `PullResult`, `BatchDescription`).
@@ -34,13 +38,13 @@ class ApiResponse(Generic[T]):
 
     __slots__ = ("_model", "_parsed", "data", "headers", "method", "request_id", "status", "url")
 
-    def __init__(self, raw: RawResponse, data: Any, model: type[T]) -> None:
+    def __init__(self, raw: RawResponse, data: D, model: type[T]) -> None:
         self.status: int = raw.status
         self.headers: Mapping[str, str] = raw.headers
         self.request_id: str = raw.request_id
         self.method: str = raw.method
         self.url: str = raw.url
-        self.data: Any = data
+        self.data: D = data
         self._model = model
         self._parsed: Any = _UNSET
 

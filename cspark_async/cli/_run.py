@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .._client import AsyncClient
 from .._exceptions import SparkError
 from .._streaming._state import StreamState
+from .._types import CreateOptions
 from ..emulator import Emulator
 from ._formats import Format, InputError
 from ._read import BadRow, BadRowPolicy, Counted, RecordReader, count_records
@@ -128,7 +129,7 @@ async def run_job(
     is interrupted or fails still knows how far it got, and which batch it was."""
     summary = summary or JobSummary()
     total = count_records(source.path, source.format or "jsonl", source.encoding)
-    create: dict[str, Any] = {}
+    create: CreateOptions = {}
     if acceptable_errors is not None:
         create["accuracy"] = _accuracy(acceptable_errors)
     started = time.monotonic()

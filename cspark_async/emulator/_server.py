@@ -11,6 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from .._client import AsyncClient
+from .._constants import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_BEARER_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    OPEN_AUTH,
+)
 from ._app import Auth, build_app
 from ._engine import Engine, EngineOptions
 from ._faults import FaultInjector, Faults
@@ -123,18 +131,41 @@ class Emulator:
         ```
         `options` go to `AsyncClient` (e.g. `max_retries=0`, `timeout=5`).
         """
+        for name, value in self._credential().items():
+            options.setdefault(name, value)
+        options.setdefault("logger", False)
+        return AsyncClient(self.base_url, **options)
+
+    def env(self) -> dict[str, str]:
+        """The `CSPARK_*` variables that point `AsyncClient()` (or the CLI, or a subprocess) at
+        this emulator: the base URL and the one credential it enforces.
+
+        ```python
+        subprocess.run([...], env={**os.environ, **emu.env()})
+        ```
+        """
+        env = {ENV_BASE_URL: self.base_url}
+        credential = self._credential()
+        if "oauth" in credential:
+            env[ENV_CLIENT_ID] = credential["oauth"]["client_id"]
+            env[ENV_CLIENT_SECRET] = credential["oauth"]["client_secret"]
+        elif "token" in credential:
+            env[ENV_BEARER_TOKEN] = credential["token"]
+        else:
+            env[ENV_API_KEY] = credential["api_key"]
+        return env
+
+    def _credential(self) -> dict[str, Any]:
+        """`AsyncClient` keyword arguments for the credential this emulator enforces."""
         auth = self._auth
         if auth.oauth_clients:
             client_id, secret = next(iter(auth.oauth_clients.items()))
-            options.setdefault("oauth", {"client_id": client_id, "client_secret": secret})
-        elif auth.api_key:
-            options.setdefault("api_key", auth.api_key)
-        elif auth.token:
-            options.setdefault("token", auth.token)
-        else:
-            options.setdefault("api_key", "open")  # nothing enforced: send no credential
-        options.setdefault("logger", False)
-        return AsyncClient(self.base_url, **options)
+            return {"oauth": {"client_id": client_id, "client_secret": secret}}
+        if auth.api_key:
+            return {"api_key": auth.api_key}
+        if auth.token:
+            return {"token": auth.token}
+        return {"api_key": OPEN_AUTH}  # nothing enforced: send no credential
 
     def set_faults(self, faults: Faults | None) -> None:
         """Change fault injection while running (None turns it off); the RNG is reseeded."""
@@ -218,6 +249,10 @@ class ThreadedEmulator:
     @property
     def url(self) -> str:
         return self.emulator.url
+
+    def env(self) -> dict[str, str]:
+        """The `CSPARK_*` variables that point a client at this emulator (see `Emulator.env`)."""
+        return self.emulator.env()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cspark-emulator", daemon=True)

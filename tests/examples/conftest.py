@@ -3,7 +3,6 @@ answer for each, and a look at the batches an emulator holds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +10,23 @@ import anyio
 import pytest
 
 from cspark_async import AsyncClient, Batch, BatchSummary, SparkConnectionError
-from cspark_async.emulator import Emulator, premium
+from cspark_async.emulator import premium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
-async def tenant(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncClient]:
-    """A slow emulator the app reaches through CSPARK_BASE_URL and CSPARK_API_KEY, and the
-    test's own client on it."""
-    async with Emulator(workers=2, record_latency=0.002, api_key="sk-test") as emu:
-        monkeypatch.setenv("CSPARK_BASE_URL", emu.base_url)
-        monkeypatch.setenv("CSPARK_API_KEY", "sk-test")
-        monkeypatch.delenv("CSPARK_SERVICE", raising=False)
-        async with AsyncClient(emu.base_url, api_key="sk-test", logger=False) as spark:
-            yield spark
+def spark_emulator_options() -> dict[str, Any]:
+    """The plugin's emulator for these tests: slow, and enforcing an API key as a tenant does.
+    Apps reach it through `spark_env`, the test itself through `spark_client`."""
+    return {"workers": 2, "record_latency": 0.002, "api_key": "sk-test"}
+
+
+@pytest.fixture
+def spark_env(spark_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The plugin's, plus no CSPARK_SERVICE: the apps use their default service."""
+    monkeypatch.delenv("CSPARK_SERVICE", raising=False)
+    return spark_env
 
 
 # Rows the service rejects, each for its own reason (`premium` raises ValueError).

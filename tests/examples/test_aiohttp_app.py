@@ -31,8 +31,8 @@ async def client(no_tenant: None) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 @pytest.fixture
-async def served(tenant: AsyncClient) -> AsyncIterator[TestClient[Any, Any]]:
-    """The app on a loopback port, on the slow tenant."""
+async def served(spark_env: dict[str, str]) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app on a loopback port, on the plugin's (slow) emulator."""
     async with TestClient(TestServer(aiohttp_app.make_app())) as http:
         yield http
 
@@ -100,7 +100,7 @@ async def test_a_bad_body_is_a_400_and_creates_no_pipeline(
 
 
 async def test_a_finished_stream_closes_the_pipeline(
-    served: TestClient[Any, Any], tenant: AsyncClient
+    served: TestClient[Any, Any], spark_client: AsyncClient
 ) -> None:
     records = policies(60, invalid_every=1_000)  # all valid (failed records fail the batch)
     response = await served.post("/price", data=jsonl(records))
@@ -108,12 +108,12 @@ async def test_a_finished_stream_closes_the_pipeline(
     for offset, (line, record) in enumerate(zip(lines, records, strict=True)):
         check_line(line, offset, record)
     with anyio.fail_after(10):
-        summary = await wait_for_status(tenant, "completed")
+        summary = await wait_for_status(spark_client, "completed")
     assert summary.records_completed == 60
 
 
 async def test_hanging_up_mid_stream_cancels_the_pipeline(
-    served: TestClient[Any, Any], tenant: AsyncClient
+    served: TestClient[Any, Any], spark_client: AsyncClient
 ) -> None:
     records = policies(2_000)  # ~2 s of compute on the slow emulator
     response = await served.post("/price", data=jsonl(records))
@@ -121,7 +121,7 @@ async def test_hanging_up_mid_stream_cancels_the_pipeline(
     check_line(json.loads(await response.content.readline()), 0, records[0])
     response.close()  # drops the connection with most records still to come
     with anyio.fail_after(3):
-        summary = await wait_for_status(tenant, "cancelled")
+        summary = await wait_for_status(spark_client, "cancelled")
     assert (summary.records_completed or 0) < 1_000
 
 

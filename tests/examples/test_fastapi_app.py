@@ -36,7 +36,7 @@ async def client(no_tenant: None) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def served(tenant: AsyncClient) -> AsyncIterator[str]:
+async def served(spark_env: dict[str, str]) -> AsyncIterator[str]:
     """The app behind a real uvicorn server on a free port: its URL."""
     config = uvicorn.Config(
         fastapi_app.app, host="127.0.0.1", port=0, ws="none", log_config=None, lifespan="on"
@@ -112,7 +112,9 @@ async def test_a_bad_body_is_a_400_and_creates_no_pipeline(
     assert await batches_on(fastapi_app.app.state.spark) == []
 
 
-async def test_a_finished_stream_closes_the_pipeline(served: str, tenant: AsyncClient) -> None:
+async def test_a_finished_stream_closes_the_pipeline(
+    served: str, spark_client: AsyncClient
+) -> None:
     records = policies(60, invalid_every=1_000)  # all valid (failed records fail the batch)
     async with httpx.AsyncClient(base_url=served) as http:
         response = await http.post("/price", content=jsonl(records))
@@ -120,11 +122,13 @@ async def test_a_finished_stream_closes_the_pipeline(served: str, tenant: AsyncC
     for offset, (line, record) in enumerate(zip(lines, records, strict=True)):
         check_line(line, offset, record)
     with anyio.fail_after(10):
-        summary = await wait_for_status(tenant, "completed")
+        summary = await wait_for_status(spark_client, "completed")
     assert summary.records_completed == 60
 
 
-async def test_hanging_up_mid_stream_cancels_the_pipeline(served: str, tenant: AsyncClient) -> None:
+async def test_hanging_up_mid_stream_cancels_the_pipeline(
+    served: str, spark_client: AsyncClient
+) -> None:
     records = policies(2_000)  # ~2 s of compute on the slow emulator
     async with (
         httpx.AsyncClient(base_url=served) as http,
@@ -135,7 +139,7 @@ async def test_hanging_up_mid_stream_cancels_the_pipeline(served: str, tenant: A
         check_line(json.loads(await anext(lines)), 0, records[0])
     # Leaving the block closed the connection with most records still to come.
     with anyio.fail_after(3):
-        summary = await wait_for_status(tenant, "cancelled")
+        summary = await wait_for_status(spark_client, "cancelled")
     assert (summary.records_completed or 0) < 1_000
 
 

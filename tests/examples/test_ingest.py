@@ -84,27 +84,28 @@ def test_defaults_to_the_shipped_sample(tmp_path: Path) -> None:
     assert done.stdout.startswith("5,000 records (10 failed) written to policies.jsonl in ")
 
 
-async def test_runs_on_the_tenant_the_environment_names(tmp_path: Path) -> None:
-    def quote(record: dict[str, Any]) -> dict[str, Any]:
-        return {"id": record["policy_id"], "doubled": 2 * int(record["age"])}
+def quote(record: dict[str, Any]) -> dict[str, Any]:
+    return {"id": record["policy_id"], "doubled": 2 * int(record["age"])}
 
+
+@pytest.mark.spark_emulator(services={"acme/quote": quote}, workers=16, record_latency=0)
+async def test_runs_on_the_tenant_the_environment_names(
+    tmp_path: Path, spark_emulator: Emulator
+) -> None:
     rows = policies(500, invalid_every=1_000)
     write_csv(source := tmp_path / "in.csv", rows)
     target = tmp_path / "out.jsonl"
-    async with Emulator(api_key="sk-test", services={"acme/quote": quote}) as emu:
-        env = clean_env(
-            CSPARK_BASE_URL=emu.base_url, CSPARK_API_KEY="sk-test", CSPARK_SERVICE="acme/quote"
-        )
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(INGEST),
-            str(source),
-            str(target),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(child.communicate(), 60)
+    env = clean_env(**spark_emulator.env(), CSPARK_SERVICE="acme/quote")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(INGEST),
+        str(source),
+        str(target),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == 0, stderr.decode()
     assert b"emulator" not in stderr
     assert stdout.startswith(b"500 records (0 failed)")
@@ -114,30 +115,28 @@ async def test_runs_on_the_tenant_the_environment_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-async def test_ctrl_c_cancels_the_pipeline_and_leaves_whole_lines(tmp_path: Path) -> None:
+@pytest.mark.spark_emulator(record_latency=0.001)
+async def test_ctrl_c_cancels_the_pipeline_and_leaves_whole_lines(
+    tmp_path: Path, spark_emulator: Emulator, spark_client: AsyncClient
+) -> None:
     rows = policies(5_000)
     write_csv(source := tmp_path / "in.csv", rows)
     target = tmp_path / "out.jsonl"
-    async with (
-        Emulator(workers=2, record_latency=0.001, api_key="sk-test") as emu,
-        AsyncClient(emu.base_url, api_key="sk-test", logger=False) as spark,
-    ):
-        env = clean_env(CSPARK_BASE_URL=emu.base_url, CSPARK_API_KEY="sk-test")
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(INGEST),
-            str(source),
-            str(target),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert child.stderr is not None
-        with anyio.fail_after(30):
-            first = await child.stderr.readline()  # the first progress line: 1,000 done
-            child.send_signal(signal.SIGINT)
-            stdout, stderr = await child.communicate()
-            summary = await wait_for_status(spark, "cancelled")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(INGEST),
+        str(source),
+        str(target),
+        env=clean_env(**spark_emulator.env()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stderr is not None
+    with anyio.fail_after(30):
+        first = await child.stderr.readline()  # the first progress line: 1,000 done
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = await child.communicate()
+        summary = await wait_for_status(spark_client, "cancelled")
     assert first.split()[:2] == [b"1,000", b"records"]
     assert child.returncode == 130, stderr.decode()
     assert f"interrupted; {target} holds the records done so far" in stderr.decode()
