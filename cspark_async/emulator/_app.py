@@ -23,6 +23,7 @@ from ._chunks import parse_push_body
 from ._engine import Engine
 from ._errors import EmulatorError
 from ._faults import FaultInjector, Faults
+from ._status_text import error_code, reason_phrase
 
 __all__ = ["ENGINE_KEY", "FAULTS_KEY", "Auth", "build_app"]
 
@@ -70,7 +71,9 @@ def _error(
         "error": {"code": code, "message": message},
         "request_id": request.headers.get("x-request-id"),
     }
-    return _json(body, status, headers or None)
+    response = _json(body, status, headers or None)
+    response.set_status(status, reason_phrase(status))
+    return response
 
 
 @web.middleware
@@ -82,7 +85,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.upper().replace(" ", "_")
+        code = error_code(exc.status)
         message = exc.text or exc.reason
         if exc.status == 404:
             message = f"no route for {request.method} {request.path}"

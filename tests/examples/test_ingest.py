@@ -134,6 +134,12 @@ async def test_ctrl_c_cancels_the_pipeline_and_leaves_whole_lines(
     assert child.stderr is not None
     with anyio.fail_after(30):
         first = await child.stderr.readline()  # the first progress line: 1,000 done
+        # Done means handed to the loop, which may not have written it yet: wait until the
+        # file shows it (through the child's write buffer), or a loaded machine flakes.
+        while True:  # another process's file: polled, under the fail_after above
+            if target.exists() and target.read_bytes().count(b"\n") >= 1_000:
+                break
+            await anyio.sleep(0.01)
         child.send_signal(signal.SIGINT)
         stdout, stderr = await child.communicate()
         summary = await wait_for_status(spark_client, "cancelled")
