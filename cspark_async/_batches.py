@@ -339,6 +339,7 @@ class AsyncBatches:
             policy=self._http.policy,
             tracker=self._http,
             close_when_done=True,
+            service=body.get("service"),
         )
 
     def of(self, batch_id: str) -> AsyncPipeline:

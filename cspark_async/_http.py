@@ -41,6 +41,7 @@ from ._exceptions import (
     make_status_error,
     redact,
 )
+from ._otel import record_retry
 from ._policy import RetryPolicy
 from ._retry import NOT_APPLIED_STATUSES, should_retry
 from ._version import __version__
@@ -438,6 +439,7 @@ class HttpClient:
     def _log_retry(
         self, method: str, url: str, delay: float, reason: str, retries: int, max_retries: int
     ) -> None:
+        record_retry(reason.removeprefix("HTTP "), attempt=retries + 1, delay_s=delay)
         self.policy.logger.debug(
             "retrying %s %s in %.3fs after %s (retry %d of %d)",
             method,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from ._version import __version__
@@ -379,7 +379,10 @@ class _Null:
 
 
 _NULL: Final = _Null()
-_NO_STREAM: Final = _NoStream()
+NO_STREAM: Final = _NoStream()
+
+
+Telemetry: TypeAlias = "StreamTelemetry | _NoStream"
 
 
 def stream_telemetry(
@@ -387,5 +390,5 @@ def stream_telemetry(
 ) -> StreamTelemetry | _NoStream:
     """The hooks for one stream: real ones with OpenTelemetry, shared no-ops without."""
     if not ENABLED:
-        return _NO_STREAM
+        return NO_STREAM
     return StreamTelemetry(service=service, clock=clock)

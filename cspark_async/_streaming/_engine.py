@@ -24,12 +24,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .._exceptions import (
     ConflictError,
     NotFoundError,
+    RateLimitError,
     SparkApiError,
     SparkConnectionError,
     SparkError,
     SparkTimeoutError,
     StreamError,
 )
+from .._otel import NO_STREAM, Telemetry
 from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
 from ._chunker import Chunk, Chunker, RecordError, Records
@@ -62,8 +64,10 @@ class Engine:
         options: StreamOptions,
         state: StreamState,
         policy: RetryPolicy,
+        telemetry: Telemetry = NO_STREAM,
     ) -> None:
         self._adapter = adapter
+        self._telemetry = telemetry
         self._records = records
         self._options = options
         self._policy = policy
@@ -209,6 +213,7 @@ class Engine:
         state.chunks_pushed += 1
         state.records_pushed += chunk.records
         state.bytes_out += nbytes
+        self._telemetry.chunk_pushed(chunk.id, chunk.records)
         self._wake.set()
 
     def push_unanswered(self, chunk: Chunk) -> None:
@@ -220,13 +225,17 @@ class Engine:
 
     def push_retried(self, chunk: Chunk, exc: SparkError) -> None:
         self.state.chunks_retried += 1
+        self._telemetry.retried(_reason(exc))
         self._log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
 
-    def throttled(self, pause: float) -> None:
+    def throttled(self, pause: float, exc: SparkError) -> None:
         assert self._window is not None
         state = self.state
         state.throttled += 1
         self._throttles_since_progress += 1
+        self._telemetry.throttled(
+            "rate_limit" if isinstance(exc, RateLimitError) else "input_buffer_full", pause
+        )
         state.chunks_retried += 1
         self._window.throttle(pause)
         state.in_flight_limit = self._window.limit
@@ -261,6 +270,7 @@ class Engine:
 
     def pull_lost(self, exc: SparkError) -> None:
         self._suspect_loss = True
+        self._telemetry.retried(_reason(exc))
         self._log.debug("pull failed (%s); retrying", exc)
 
     async def deliver(
@@ -294,6 +304,7 @@ class Engine:
             state.chunks_completed += 1
             state.records_completed += item.records
             state.records_failed += item.failed
+            self._telemetry.chunk_completed(item.id, item.records, item.failed)
             if self._options.progress is not None:
                 self._options.progress(state)
 
@@ -331,6 +342,7 @@ class Engine:
                     chunk,
                 )
             self.state.chunks_retried += 1
+            self._telemetry.repushed(chunk.id)
             self._queued.add(chunk.id)
             self._queue.send_nowait(chunk)
         self.last_activity = self._clock()
@@ -423,6 +435,11 @@ class Engine:
                     retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None
                     await policy.sleep(policy.delay(retries, retry_after))
                 retries += 1
+
+
+def _reason(exc: SparkError) -> str:
+    """A low-cardinality retry reason: the status, or the error's class."""
+    return str(exc.status) if isinstance(exc, SparkApiError) else type(exc).__name__
 
 
 def _counters_text(status: Mapping[str, Any]) -> str:

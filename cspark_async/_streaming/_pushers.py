@@ -75,7 +75,7 @@ class Pushers:
             except (SparkApiError, SparkConnectionError) as exc:
                 if is_throttle(exc):
                     retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None
-                    engine.throttled(policy.delay(0, retry_after))
+                    engine.throttled(policy.delay(0, retry_after), exc)
                     continue
                 if not transient(exc) or retries >= policy.max_retries:
                     raise engine.push_failed(chunk, exc, retries + 1) from exc

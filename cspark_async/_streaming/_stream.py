@@ -31,6 +31,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import ConflictError, SparkError, SparkSdkError
+from .._otel import stream_telemetry
 from .._policy import RetryPolicy
 from ._adapter import OnExit, PipelineAdapter
 from ._chunker import Records, check_records, close_async_iterator
@@ -83,9 +84,11 @@ class ResultStream:
         policy: RetryPolicy,
         tracker: Tracker,
         close_when_done: bool = False,
+        service: str | None = None,
     ) -> None:
         check_records(records)
         self._policy = policy
+        self._telemetry = stream_telemetry(service, clock=policy.clock)
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)
         # An existing pipeline, or how to create one (the one-call form) once records are seen.
         self._target: PipelineAdapter | None = (
@@ -194,13 +197,22 @@ class ResultStream:
         return self._recv
 
     async def _main(self, send: MemoryObjectSendStream[StreamResult]) -> None:
+        telemetry = self._telemetry
+        telemetry.start(batch_id=self.batch_id)
         async with send:  # closing it ends the consumer's loop, whatever the engine did
-            if await self._open():
-                assert self._target is not None
-                engine = Engine(
-                    self._target, self._records, self._options, self.state, self._policy
-                )
-                await engine.run(send)
+            with telemetry.activate():  # the engine's calls (and tasks) nest under its span
+                if await self._open():
+                    assert self._target is not None
+                    telemetry.batch(self._target.batch_id)
+                    engine = Engine(
+                        self._target,
+                        self._records,
+                        self._options,
+                        self.state,
+                        self._policy,
+                        telemetry,
+                    )
+                    await engine.run(send)
             self.state.done = True
 
     async def _open(self) -> bool:
@@ -275,7 +287,20 @@ class ResultStream:
             await self._end_target()
         finally:
             self.state.finished_at = self.state.finished_at or time.monotonic()
+            self._telemetry.end(*self._outcome())
             self._tracker.untrack(self)
+
+    def _outcome(self) -> tuple[str, BaseException | None]:
+        """How the stream ended, for its span: completed, failed, cancelled or closed."""
+        task = self._task
+        error = (
+            task.exception() if task is not None and task.done() and not task.cancelled() else None
+        )
+        if self._completed:
+            return "completed", None
+        if error is not None:
+            return "failed", error
+        return ("cancelled" if self._options.on_exit == "cancel" else "closed"), None
 
     async def _stop_engine(self) -> None:
         task = self._task

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from cspark_async import StreamError
@@ -123,10 +122,6 @@ print("ok")
     assert done.stdout == "ok\n"
 
 
-@pytest.mark.xfail(
-    strict=True,  # passes once the engine calls the hooks: then drop this marker
-    reason="the stream engine (being rewritten) does not call StreamTelemetry's hooks yet",
-)
 async def test_a_stream_under_the_sdk_yields_its_span_and_metrics(telemetry: Telemetry) -> None:
     def half_fail(record: dict[str, Any]) -> dict[str, Any]:
         if record["n"] % 2:
