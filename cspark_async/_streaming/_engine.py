@@ -87,6 +87,7 @@ class Engine:
         self._suspect_loss = False
         self._with_consumer = False
         self._throttles_since_progress = 0
+        self._key_names: tuple[str, ...] = ()
         self._last_progress = self._clock()
         self.last_activity = self._clock()
         self.slowest_round_trip = 0.0
@@ -145,8 +146,13 @@ class Engine:
         max_chunk_bytes = opts.max_chunk_bytes
         workers = 1
         max_record_bytes = None
+        # Read once: the configuration sizes what the caller left to us, and the batch's unique
+        # record key (if any) lets every result name each record's key.
+        info = await self._with_retries("read the pipeline's configuration", self._adapter.info)
+        key = info.get("unique_record_key")
+        if isinstance(key, str):
+            self._key_names = tuple(n.strip() for n in key.split(",") if n.strip())
         if chunk_size is None or max_in_flight is None or max_chunk_bytes is None:
-            info = await self._with_retries("read the pipeline's configuration", self._adapter.info)
             config = info.get("configuration")
             config = config if isinstance(config, Mapping) else {}
             workers = count(config.get("max_workers")) or 16
@@ -290,7 +296,7 @@ class Engine:
         if pushed_at is not None:
             self.slowest_round_trip = max(self.slowest_round_trip, now - pushed_at)
         self._repushes.pop(chunk.id, None)
-        result = to_result(chunk, raw)
+        result = to_result(chunk, raw, self._key_names)
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
             self._with_consumer = True

@@ -58,6 +58,11 @@ class StreamOptions:
             raise SparkSdkError(
                 f"stall_timeout must be a positive number of seconds, got {stall!r}"
             )
+        if isinstance(self.summary, Mapping) and self.summary.get("return_all_records") is False:
+            raise SparkSdkError(
+                "summary return_all_records=False asks the server to drop every record's "
+                "output, which a stream exists to deliver: use push() and pull() for summaries only"
+            )
         # Headers, parameters and summary are checked now, not when the first record is read.
         self.chunker(self.chunk_size or DEFAULT_CHUNK_SIZE, self.max_chunk_bytes or 2**31)
 

@@ -27,6 +27,8 @@ class StreamResult:
     warnings: list[Any]
     process_time: list[Any]
     summary_output: Any
+    key_names: tuple[str, ...] = ()  # the batch's unique record key, when it has one
+    header: tuple[str, ...] | None = None  # the inputs' column names, for rows
 
     @property
     def records(self) -> int:
@@ -36,6 +38,21 @@ class StreamResult:
     def failed(self) -> int:
         """How many of the chunk's records failed."""
         return len(self.errors) - self.errors.count(None)
+
+    @property
+    def keys(self) -> list[Any] | None:
+        """Each record's unique key (the batch's `unique_record_key`), read from its input, so
+        a failed record has one too: a value per record, a tuple for a composite key; None
+        when the batch has no key."""
+        names = self.key_names
+        if not names:
+            return None
+        if self.header is not None:
+            where = [self.header.index(n) if n in self.header else None for n in names]
+            values = [[row[i] if i is not None else None for i in where] for row in self.inputs]
+        else:
+            values = [[record.get(n) for n in names] for record in self.inputs]
+        return [v[0] if len(names) == 1 else tuple(v) for v in values]
 
     def items(self) -> list[tuple[int, Any, dict[str, Any] | None, Any]]:
         """(offset, input, output, error) for each record."""
@@ -52,7 +69,9 @@ NO_ANSWER: Final = {
 }
 
 
-def to_result(chunk: Chunk, raw: Mapping[str, Any]) -> StreamResult:
+def to_result(
+    chunk: Chunk, raw: Mapping[str, Any], key_names: tuple[str, ...] = ()
+) -> StreamResult:
     """Line a pulled chunk result up with the chunk that produced it.
 
     Raises:
@@ -101,6 +120,8 @@ def to_result(chunk: Chunk, raw: Mapping[str, Any]) -> StreamResult:
         warnings=_per_record(raw.get("warnings"), chunk.records),
         process_time=_per_record(raw.get("process_time"), chunk.records),
         summary_output=raw.get("summary_output"),
+        key_names=key_names,
+        header=chunk.header,
     )
 
 
