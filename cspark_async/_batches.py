@@ -103,7 +103,8 @@ def create_body(
     accuracy: float | None = None,
     extras: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `POST batch` body (wire-protocol.md §2.1); keys whose value is None are dropped.
+    """The `POST batch` body, as the documented create call sends it; keys whose value is None
+    are dropped.
 
     Raises:
         SparkSdkError: the URI names no service, or an option is invalid.
@@ -147,7 +148,8 @@ def create_body(
 class AsyncBatches:
     """The Batches API: `describe()`, `create()` and `of(id)`. Get it as `spark.batches`.
 
-    `async with spark.batches as b:` (the seed's workflow shape) closes the client on exit.
+    `async with spark.batches as b:` (the official documentation's workflow shape) closes the
+    client on exit.
     """
 
     def __init__(

@@ -79,7 +79,7 @@ def create_chunks(
 
     Args:
         dataset: JSON-array form (header row first, unless `headers=` is given) or a list of
-            objects. `inputs=` is the same argument under the name the seed's docs use.
+            objects. `inputs=` is the same argument under the name the official docs use.
         chunk_size: records per chunk (>= 1); the last chunk may hold fewer.
         headers: the header row, when `dataset` holds value rows only.
         parameters, summary: copied into every chunk (each chunk gets its own copy).

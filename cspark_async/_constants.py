@@ -62,4 +62,4 @@ TOKEN_REFRESH_MARGIN_S: Final = 60.0  # refresh an OAuth token this long before 
 DEFAULT_CHUNK_SIZE: Final = 200
 DEFAULT_PULL_MAX_CHUNKS: Final = 100
 DEFAULT_CALL_PURPOSE: Final = "Async Batch Execution"
-DEFAULT_SOURCE_SYSTEM: Final = "Spark Python SDK"  # the default the seed documents for create()
+DEFAULT_SOURCE_SYSTEM: Final = "Spark Python SDK"  # the default documented for create()

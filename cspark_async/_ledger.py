@@ -1,9 +1,10 @@
 """Per-pipeline chunk bookkeeping: ids, duplicate policy and stats. Pure, no I/O.
 
-Fixes of the official SDK (wire-protocol.md §6): the ledger belongs to one pipeline (bug 1), a
-blank id is replaced by a fresh UUID before sending (bug 7), `'replace'` sends a renamed copy and
-never mutates the caller's chunk nor lowers the stats (bug 8), `'ignore'` sends the duplicate
-as it is (a warning is logged), and `'throw'` refuses the whole push before anything is sent.
+Where the official SDK goes wrong, this does not: the ledger belongs to one pipeline (theirs is
+shared by every pipeline), a blank id is replaced by a fresh UUID before sending (theirs sends
+it blank), `'replace'` sends a renamed copy and never mutates the caller's chunk nor lowers the
+stats, `'ignore'` sends the duplicate as it is (a warning is logged), and `'throw'` refuses the
+whole push before anything is sent.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Typed views of the Batch API's responses (wire-protocol.md §2.3). Data only: `_serde.py`
+"""Typed views of the Batch API's documented responses. Data only: `_serde.py`
 turns JSON into these. Every field is optional: unknown fields are ignored and missing ones are
 None (or empty), so a server that adds or drops a field never breaks a call.
 """
@@ -231,8 +231,9 @@ class BatchDescription:
 
 
 class PipelineStats(Mapping[str, int]):
-    """What a pipeline has pushed: chunk id -> record count (as the seed documents), plus the
-    totals `chunks` and `records`. A snapshot: later pushes do not change it."""
+    """What a pipeline has pushed: chunk id -> record count (as the official documentation
+    describes it), plus the totals `chunks` and `records`. A snapshot: later pushes do not
+    change it."""
 
     __slots__ = ("_sizes",)
 

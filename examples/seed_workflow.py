@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's "Workflow Example" (`create_and_run`), ported to cspark-async.
+"""The official documentation's "Workflow Example" (`create_and_run`), ported to cspark-async.
 
     python examples/seed_workflow.py [inputs.json [outputs.json]]
 
@@ -95,7 +95,7 @@ async def main(argv: list[str]) -> None:
     outputs_path = argv[2] if len(argv) > 2 else None
     if os.environ.get("CSPARK_BASE_URL"):
         spark = Spark.AsyncClient()  # base URL and credentials from the environment
-        async with spark.batches as b:  # closes the client on exit, as in the seed
+        async with spark.batches as b:  # closes the client on exit, as in the documented example
             await create_and_run(b, inputs_path, outputs_path, poll_s=2.0)
         return
     async with Emulator(workers=4) as emu:

@@ -1,8 +1,9 @@
 """aiohttp.web layer of the emulator: routes, JSON, auth, tenant checks and fault injection.
 
 Every request is parsed here and handed to the engine; every error becomes a JSON body
-`{"status", "error": {"code", "message"}, "request_id"}` (wire-protocol.md §7). Client mistakes
-are always 4xx; a 500 only ever means a bug in the emulator or in a user's service function.
+`{"status", "error": {"code", "message"}, "request_id"}` (an assumption: Spark documents none).
+Client mistakes are always 4xx; a 500 only ever means a bug in the emulator or in a user's
+service function.
 """
 
 from __future__ import annotations

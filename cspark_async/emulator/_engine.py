@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -57,6 +57,8 @@ class EngineOptions:
     max_pull_chunks: int = 1000
     user: str = "emulator.user@example.com"
     compiler_version: str = "Neuron_v1.13.0"
+    # Monotonic seconds; a test passes a fake one and calls `expire_idle()` itself.
+    clock: Callable[[], float] = time.monotonic
 
 
 @frozen
@@ -157,7 +159,7 @@ class Engine:
     # ---- verbs -------------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.options.clock()
         self._forget_old(now)
         in_progress: list[dict[str, Any]] = []
         recent: list[dict[str, Any]] = []
@@ -225,7 +227,7 @@ class Engine:
             shape=shape,
             created_at=now_wall,
             updated_at=now_wall,
-            last_activity=time.monotonic(),
+            last_activity=self.options.clock(),
         )
         self._batches[batch.id] = batch
         return self._envelope(batch)
@@ -274,7 +276,7 @@ class Engine:
         if chunks:
             if batch.status == "created":
                 batch.status = "in_progress"
-                batch.started = time.monotonic()
+                batch.started = self.options.clock()
             for chunk in chunks:
                 batch.input.append(chunk)
                 batch.input_bytes += chunk.nbytes
@@ -390,13 +392,13 @@ class Engine:
         failed_pct = 100.0 * batch.records_failed / max(1, batch.records_submitted)
         allowed = batch.config.acceptable_error_percentage
         batch.status = "failed" if failed_pct > allowed else "completed"
-        batch.finished = time.monotonic()
+        batch.finished = self.options.clock()
         batch.updated_at = _now()
 
     def _discard(self, batch: BatchState, status: str) -> None:
         """Cancel or time out: buffers are discarded and processing stops at once."""
         batch.status = status
-        batch.finished = time.monotonic()
+        batch.finished = self.options.clock()
         batch.updated_at = _now()
         batch.input.clear()
         batch.input_bytes = 0
@@ -422,22 +424,26 @@ class Engine:
     # ---- idle timeout ------------------------------------------------------------------------
 
     async def _reap(self) -> None:
-        timeout = self.options.idle_timeout
-        tick = min(1.0, max(0.01, timeout / 10))
+        tick = min(1.0, max(0.01, self.options.idle_timeout / 10))
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
-            for batch in list(self._batches.values()):
-                if batch.status in RUNNING and now - batch.last_activity > timeout:
-                    self._time_out(batch)
-            self._forget_old(now)
+            self.expire_idle()
+
+    def expire_idle(self) -> None:
+        """One pass of the idle-timeout reaper: time out every running batch that has seen no
+        request for `idle_timeout` seconds, and forget batches finished over an hour ago."""
+        now = self.options.clock()
+        for batch in list(self._batches.values()):
+            if batch.status in RUNNING and now - batch.last_activity > self.options.idle_timeout:
+                self._time_out(batch)
+        self._forget_old(now)
 
     def _time_out(self, batch: BatchState) -> None:
         # Inferred: work all done -> completed_by_timeout, results stay pullable;
         # work still pending -> closed_by_timeout, workers and buffers disposed of.
         if not batch.input and not batch.processing and batch.status != "created":
             batch.status = "completed_by_timeout"
-            batch.finished = time.monotonic()
+            batch.finished = self.options.clock()
             batch.updated_at = _now()
         else:
             self._discard(batch, "closed_by_timeout")
@@ -457,7 +463,7 @@ class Engine:
         if self._closed:
             raise EmulatorError(503, "EMULATOR_STOPPING", "the emulator is shutting down")
         batch = self.batch(batch_id)
-        batch.last_activity = time.monotonic()
+        batch.last_activity = self.options.clock()
         return batch
 
     def _pipeline_config(self, body: Mapping[str, Any]) -> PipelineConfig:
@@ -571,11 +577,10 @@ class Engine:
             "records_available": batch.records_available,
         }
 
-    @staticmethod
-    def _batch_time_ms(batch: BatchState) -> int:
+    def _batch_time_ms(self, batch: BatchState) -> int:
         if batch.started is None:
             return 0
-        end = batch.finished if batch.finished is not None else time.monotonic()
+        end = batch.finished if batch.finished is not None else self.options.clock()
         return round((end - batch.started) * 1000)
 
     def batches(self) -> Iterable[BatchState]:

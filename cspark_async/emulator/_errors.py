@@ -8,7 +8,8 @@ __all__ = ["EmulatorError"]
 
 
 class EmulatorError(Exception):
-    """An API error: HTTP status plus an UPPER_SNAKE code (wire-protocol.md §7 body format)."""
+    """An API error: HTTP status plus an UPPER_SNAKE code (the body format the emulator
+    assumes; Spark documents none)."""
 
     def __init__(
         self,

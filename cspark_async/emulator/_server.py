@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +48,8 @@ class Emulator:
         input_buffer_bytes, output_buffer_bytes: per-pipeline buffers (create's
             `max_input_size_in_mb` / `max_output_size_in_mb` override them).
         idle_timeout: seconds without a request before the system closes a pipeline.
+        clock: monotonic seconds for idle timeouts and batch times; with a fake one, a test
+            advances it and calls `emu.engine.expire_idle()` instead of waiting.
         faults: seeded fault injection (see `Faults`); `set_faults()` changes it live.
         compress_responses: gzip answers of 1 KiB or more when the request's
             `Accept-Encoding` allows it, as Spark documents (False: never compress).
@@ -70,6 +73,7 @@ class Emulator:
         max_pull_chunks: int = 1000,
         faults: Faults | None = None,
         compress_responses: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not tenant or "/" in tenant:
             raise ValueError(f"tenant must be a non-empty path segment, got {tenant!r}")
@@ -93,6 +97,7 @@ class Emulator:
             output_buffer_bytes=output_buffer_bytes,
             idle_timeout=idle_timeout,
             max_pull_chunks=max_pull_chunks,
+            clock=clock,
         )
         self._registry = ServiceRegistry(default_services() if services is None else services)
         self._auth = Auth(api_key=api_key, token=token, oauth_clients=oauth_clients)

@@ -114,7 +114,7 @@ class ServiceRegistry:
 
 
 def echo(record: Record) -> Record:
-    """`my-folder/my-service`: returns its inputs, as the seed's examples show."""
+    """`my-folder/my-service`: returns its inputs, as the official documentation's examples show."""
     return dict(record)
 
 

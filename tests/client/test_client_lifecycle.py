@@ -54,7 +54,7 @@ async def test_a_caller_provided_session_is_not_closed(emulator: Emulator) -> No
 
 async def test_async_with_batches_closes_the_client(emulator: Emulator) -> None:
     spark = AsyncClient(emulator.base_url, api_key="open")
-    async with spark.batches as batches:  # the seed's `with spark.batches as b:` shape
+    async with spark.batches as batches:  # the documented `with spark.batches as b:` shape
         await batches.describe()
     assert spark.is_closed
 

@@ -292,7 +292,7 @@ async def test_async_with_after_explicit_dispose(spark: AsyncClient) -> None:
     batch = await spark.batches.create("my-folder/my-service")
     async with spark.batches.of(batch.data["id"]) as pipeline:
         await pipeline.push(inputs=[{"value": 1}])
-        await pipeline.dispose()  # the seed's pattern; the exit does not dispose twice
+        await pipeline.dispose()  # the documented pattern; the exit does not dispose twice
     assert pipeline.state == "closed"
 
 

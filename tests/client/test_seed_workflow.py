@@ -1,4 +1,5 @@
-"""The seed's Workflow Example, ported in examples/seed_workflow.py, runs against the emulator."""
+"""The official documentation's Workflow Example, ported in examples/seed_workflow.py, runs
+against the emulator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The official `cspark` SDK (PyPI), which nobody here wrote, runs the seed's documented
+"""The official `cspark` SDK (PyPI), which nobody here wrote, runs the documented
 workflow against the emulator unmodified. Its URL validator only accepts *.coherent.global, so
 it is handed a `BaseUrl(url, tenant)` object, the escape hatch its own tests use."""
 
@@ -13,7 +13,7 @@ from cspark_async.emulator import Emulator, ThreadedEmulator
 
 cspark_sdk = pytest.importorskip("cspark.sdk")
 
-ROWS = 1_000  # data rows, in the JSON-array form the seed's create_chunks expects
+ROWS = 1_000  # data rows, in the JSON-array form the official create_chunks expects
 
 
 def dataset() -> list[list[Any]]:
@@ -51,7 +51,7 @@ def test_official_sync_client_runs_the_seed_workflow() -> None:
                 submission = pipeline.push(chunks=chunks)
                 assert submission.data["record_submitted"] == ROWS
                 status = pipeline.get_status().data
-                # The seed's loop, with shorter sleeps.
+                # The documented loop, with shorter sleeps.
                 while status["records_completed"] < status["record_submitted"]:
                     status = pipeline.get_status().data
                     if status["records_available"] > 0:
@@ -71,7 +71,8 @@ def test_official_sync_client_runs_the_seed_workflow() -> None:
             info = pipeline.get_info().data["data"]
             assert info["batch_status"] == "completed"
             assert info["summary"]["records_completed"] == ROWS
-            assert info["configuration"]["acceptable_error_percentage"] == 6  # SDK bug §6.5
+            # The official SDK rounds accuracy 0.95 to 6 %.
+            assert info["configuration"]["acceptable_error_percentage"] == 6
             described = batches.describe().data
             assert batch.data["id"] in [b["id"] for b in described["recent_batches"]]
 

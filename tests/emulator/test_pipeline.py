@@ -14,6 +14,17 @@ from cspark_async.emulator import echo
 from .conftest import Api, chunk, values
 
 
+class FakeClock:
+    """The emulator's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+
 class Gate:
     """An async service whose records wait until the test opens the gate."""
 
@@ -283,14 +294,20 @@ async def test_idle_timeout_closes_pending_and_completes_finished(
     make_api: Callable[..., Any],
 ) -> None:
     gate = Gate()
-    async with make_api(idle_timeout=0.2, services={"t/gate": gate, "t/echo": echo}) as api:
+    clock = FakeClock()
+    services = {"t/gate": gate, "t/echo": echo}
+    async with make_api(idle_timeout=30, services=services, clock=clock) as api:
         pending = await api.create("t/gate")
         await api.push(pending, chunk("a", values(0, 1)), chunk("b", values(1, 1)))
         done = await api.create("t/echo")
         await api.push(done, chunk("a", values(0, 1)))
         await api.wait_for(done, lambda s: s["chunks_available"] == 1)
-        await anyio.sleep(0.5)  # nobody calls: both idle out
         engine = api.emulator.engine
+        clock.now += 29
+        engine.expire_idle()
+        assert engine.batch(pending).status == "in_progress"  # not yet
+        clock.now += 2  # nobody called for 31 s: both idle out
+        engine.expire_idle()
         assert engine.batch(pending).status == "closed_by_timeout"
         assert engine.batch(done).status == "completed_by_timeout"
         pending_status = await api.status(pending)
@@ -303,10 +320,12 @@ async def test_idle_timeout_closes_pending_and_completes_finished(
 
 
 async def test_activity_keeps_a_batch_alive(make_api: Callable[..., Any]) -> None:
-    async with make_api(idle_timeout=0.2) as api:
+    clock = FakeClock()
+    async with make_api(idle_timeout=30, clock=clock) as api:
         batch_id = await api.create()
         for _ in range(6):
-            await anyio.sleep(0.08)
+            clock.now += 20  # 120 s in all, but never 30 s without a request
+            api.emulator.engine.expire_idle()
             await api.status(batch_id)
         assert (await api.status(batch_id))["batch_status"] == "created"
 

@@ -1,4 +1,4 @@
-"""The bad-input catalogue (issue 8, item 2): what a user can get wrong, and what they get back.
+"""The bad-input catalogue: what a user can get wrong, and what they get back.
 
 Every case runs the public API against a real server on loopback (the emulator, or a scripted
 `Loopback` server for replies the emulator never gives) and asserts

@@ -42,9 +42,24 @@ class Case:
     records: int = N
 
 
+class IdleClock:
+    """The emulator's clock in the idle-timeout case: the consumer's stall is a jump of it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def pause_past_idle_timeout(emu: Emulator, pipeline: Any, seen: int) -> None:
     if seen == 4000:
-        await anyio.sleep(0.6)  # idle_timeout is 0.3 s: the consumer stalls, nothing polls
+        # The consumer stalls for 31 s of the emulator's time (idle_timeout is 30 s) while
+        # nothing polls; the reaper runs then, not on a wall-clock tick.
+        clock = emu.engine.options.clock
+        assert isinstance(clock, IdleClock)
+        clock.now += 31
+        emu.engine.expire_idle()
 
 
 async def cancel_elsewhere(emu: Emulator, pipeline: Any, seen: int) -> None:
@@ -109,7 +124,7 @@ CASES = [
     Case(
         "idle timeout mid-stream",
         None,
-        emulator={"idle_timeout": 0.3},
+        emulator={"idle_timeout": 30, "clock": IdleClock()},
         action=pause_past_idle_timeout,
         fails_with="_by_timeout",
     ),
@@ -150,7 +165,7 @@ async def run_case(case: Case) -> tuple[list[int], BaseException | None, str, St
         except SparkError as exc:
             error = exc
         emu.set_faults(None)
-        await anyio.sleep(0.05)  # a broken-off generator is finalised in its own task
+        await spark.close()  # ends a broken-off stream now (its clean-up included)
         try:
             final = emu.engine.batch(pipeline.batch_id).status
         except Exception:  # forgotten by a restart

@@ -1,4 +1,4 @@
-"""Resource hygiene (issue 8, item 4): the suite runs with warnings as errors, and a client flow
+"""Resource hygiene: the suite runs with warnings as errors, and a client flow
 plus streams stopped early leave no task, session, connector or coroutine behind.
 
 pytest's `filterwarnings = ["error"]` turns a warning raised *inside* a test into a failure, but

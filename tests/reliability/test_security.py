@@ -1,4 +1,4 @@
-"""Security (issue 8, item 3): credentials never leak, TLS is verified, redirects are not
+"""Security: credentials never leak, TLS is verified, redirects are not
 followed, and the emulator is safe by default.
 
 - API keys, bearer tokens, OAuth client secrets and access tokens never appear in logs (every
@@ -13,6 +13,7 @@ followed, and the emulator is safe by default.
 
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import socket
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import anyio
@@ -339,6 +341,33 @@ async def test_no_client_secret_in_errors_when_the_token_endpoint_echoes_it() ->
     assert CLIENT_SECRET in server.received[0].body.decode()  # it was echoed...
     assert "/openid-connect/token" in info.value.url
     assert_clean(error_texts(info.value), [CLIENT_SECRET])  # ...and scrubbed
+
+
+async def test_a_client_secret_echoed_encoded_is_scrubbed_too() -> None:
+    # A secret with characters a form body percent-encodes, echoed URL-encoded in the body,
+    # base64 in a Basic challenge, and raw in a header.
+    secret = "s3cr/t+key=&ok~2"
+    basic = base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
+
+    async def token_rejects(request: web.Request) -> web.Response:
+        form = await request.text()
+        return web.Response(
+            status=401,
+            text=f'{{"error": "invalid_client", "form": "{form}", "basic": "{basic}"}}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": f"Basic {basic}", "X-Echo": secret},
+        )
+
+    oauth = {"client_id": CLIENT_ID, "client_secret": secret}
+    async with (
+        loopback(token_rejects) as server,
+        AsyncClient(server.base_url(), oauth=oauth, max_retries=0) as spark,
+    ):
+        with pytest.raises(sdk.UnauthorizedError) as info:
+            await spark.batches.describe()
+    assert quote_plus(secret) in server.received[0].body.decode()  # sent encoded, echoed so
+    texts = [*error_texts(info.value), *info.value.headers.values(), repr(info.value.headers)]
+    assert_clean(texts, [secret, quote_plus(secret), quote(secret, safe=""), basic])
 
 
 async def test_no_secret_in_a_stream_error_when_the_server_echoes_it() -> None:

@@ -1,4 +1,4 @@
-"""create_chunks, ChunkData and BatchChunk, with regressions for wire-protocol.md §6."""
+"""create_chunks, ChunkData and BatchChunk, with regressions for the official SDK's bugs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The create body (wire-protocol.md §2.1) and accuracy -> acceptable_error_percentage (bug 5)."""
+"""The create body, and accuracy -> acceptable_error_percentage (the official SDK rounds it)."""
 
 from __future__ import annotations
 

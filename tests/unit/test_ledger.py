@@ -1,4 +1,5 @@
-"""Per-pipeline chunk bookkeeping (wire-protocol.md §6 bugs 1, 7 and 8). Pure: no HTTP."""
+"""Per-pipeline chunk bookkeeping, without the official SDK's shared-ledger, blank-id and
+duplicate-id bugs. Pure: no HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Typed views: the seed's documented samples structure cleanly; unknown and missing fields
+"""Typed views: the documented samples structure cleanly; unknown and missing fields
 are tolerated; wrong shapes give InvalidResponseError, never KeyError."""
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def test_backoff_ceiling(attempt: int, interval: float, expected: float) -> None
 def test_backoff_is_full_jitter_from_the_injected_rng() -> None:
     first = [backoff_delay(n, interval=1.0, rng=random.Random(7)) for n in range(4)]
     again = [backoff_delay(n, interval=1.0, rng=random.Random(7)) for n in range(4)]
-    assert first == again  # reproducible from the seed
+    assert first == again  # reproducible from the RNG's seed
     delays = [backoff_delay(3, interval=1.0, rng=random.Random(seed)) for seed in range(200)]
     assert min(delays) < 1.0
     assert max(delays) > 7.0
