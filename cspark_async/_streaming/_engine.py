@@ -90,6 +90,7 @@ class Engine:
         self._key_names: tuple[str, ...] = ()
         self._last_progress = self._clock()
         self.last_activity = self._clock()
+        self._last_answer = self._clock()  # any HTTP answer from the server
         self.slowest_round_trip = 0.0
 
     # ---- what the stages read ----------------------------------------------------------
@@ -124,6 +125,7 @@ class Engine:
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         """Stream every record; results go to `send` (the caller owns and closes it)."""
         chunker, window = await self._prepare()
+        self._last_answer = self._clock()
         self._window = window
         pushers = Pushers(self, self._adapter, window, self._policy)
         puller = Puller(self, self._adapter, self._policy, self._options.pull_max_chunks)
@@ -216,6 +218,7 @@ class Engine:
         self._window.grow()
         state = self.state
         state.in_flight_limit = self._window.limit
+        self._last_answer = self.last_activity
         state.chunks_pushed += 1
         state.records_pushed += chunk.records
         state.bytes_out += nbytes
@@ -230,12 +233,15 @@ class Engine:
         self._wake.set()
 
     def push_retried(self, chunk: Chunk, exc: SparkError) -> None:
+        if isinstance(exc, SparkApiError):
+            self._last_answer = self._clock()
         self.state.chunks_retried += 1
         self._telemetry.retried(_reason(exc))
         self._log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
 
     def throttled(self, pause: float, exc: SparkError) -> None:
         assert self._window is not None
+        self._last_answer = self._clock()
         state = self.state
         state.throttled += 1
         self._throttles_since_progress += 1
@@ -268,6 +274,7 @@ class Engine:
     # ---- what the puller reports -------------------------------------------------------
 
     def pulled(self, status: Mapping[str, Any], results: int) -> None:
+        self._last_answer = self._clock()
         self._counters = status
         state = self.state
         state.pulls += 1
@@ -352,6 +359,17 @@ class Engine:
             self._queued.add(chunk.id)
             self._queue.send_nowait(chunk)
         self.last_activity = self._clock()
+
+    def check_silence(self, exc: SparkTimeoutError) -> None:
+        """After a pull timed out: fail when the server has not answered anything for a whole
+        timeout, so a dead server costs the caller one timeout, not one per retry. (A slow
+        answer among live ones is retried like any other failure.)"""
+        timeout = self._policy.timeout
+        if timeout is not None and self._clock() - self._last_answer >= timeout:
+            raise self._error(
+                f"the server has not answered for {timeout:g}s (the client's timeout), with "
+                f"{len(self._pending)} chunk(s) outstanding: {exc}"
+            ) from exc
 
     def pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
         if transient(exc):

@@ -74,6 +74,8 @@ class Puller:
                     raise
                 if failures > policy.max_retries:
                     raise engine.pull_failed(exc, failures) from exc
+                if isinstance(exc, SparkTimeoutError):
+                    engine.check_silence(exc)  # a server silent for a whole timeout: give up
                 # The server may have handed results over before the answer was lost.
                 engine.pull_lost(exc)
                 if not isinstance(exc, SparkTimeoutError):  # that one has waited enough

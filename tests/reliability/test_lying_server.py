@@ -282,6 +282,21 @@ async def test_asyncio_timeout_on_a_dead_server_returns_promptly_and_says_why_it
     assert any("timed out" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_dead_server_costs_one_timeout_not_one_per_retry() -> None:
+    async def rule(exchange: Exchange) -> web.StreamResponse | None:
+        if exchange.kind == "pull":
+            await asyncio.Event().wait()  # never answers
+        return None
+
+    async with lying(rule, timeout=0.3, max_retries=5) as (_emu, server, spark):
+        pipeline = await new_pipeline(spark)
+        with pytest.raises(sdk.StreamError, match=r"has not answered for 0\.3s") as info:
+            await collect(pipeline.stream_outputs(records(30), chunk_size=10))
+    # Not 1 + max_retries attempts: a second pull only when pushes were answered meanwhile.
+    assert server.count("pull") <= 2
+    assert info.value.outstanding == ((0, 29),)
+
+
 # ---- 404 confirmed, long 5xx, max_retries=0 ---------------------------------------------------
 
 
