@@ -357,11 +357,16 @@ class AsyncPipeline:
         *segments: str,
         body: bytes | None = None,
         params: dict[str, str | int] | None = None,
+        decode: bool = True,
     ) -> tuple[RawResponse, Any]:
         if method == "POST":
             self._require_open("push to")
         elif self._state == "cancelled":
             raise SparkSdkError(f"batch pipeline {self._id} is cancelled")
+        if not decode:  # an answer nobody reads (a push's status) is not parsed
+            url = self._base_url.api("batch", self._id, *segments)
+            raw = await self._http.request(method, url, body=body, params=params, max_retries=0)
+            return raw, None
         return await self._request(method, *segments, body=body, params=params, max_retries=0)
 
     async def _end(self, how: OnExit) -> None:

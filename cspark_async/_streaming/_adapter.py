@@ -27,6 +27,7 @@ class Requester(Protocol):
         *segments: str,
         body: bytes | None = None,
         params: dict[str, str | int] | None = None,
+        decode: bool = True,
     ) -> Awaitable[tuple[RawResponse, Any]]: ...
 
 
@@ -44,8 +45,8 @@ class PipelineAdapter:
         self._end = end
 
     async def push(self, body: bytes) -> None:
-        """`POST chunks`; the answer (a status object) is not needed by the stream."""
-        await self._request("POST", "chunks", body=body)
+        """`POST chunks`; the answer (a status object) is not needed, so not even parsed."""
+        await self._request("POST", "chunks", body=body, decode=False)
 
     async def pull(self, max_chunks: int) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
         """`GET chunkresults`: (chunk results, status counters as sent)."""

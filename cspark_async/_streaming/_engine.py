@@ -28,6 +28,7 @@ from .._exceptions import (
     SparkApiError,
     SparkConnectionError,
     SparkError,
+    SparkSdkError,
     SparkTimeoutError,
     StreamError,
 )
@@ -96,6 +97,10 @@ class Engine:
     # ---- what the stages read ----------------------------------------------------------
 
     @property
+    def stall_timeout(self) -> float:
+        return self._options.stall_timeout or self._policy.stall_timeout
+
+    @property
     def finished(self) -> bool:
         return self._source_done and not self._pending
 
@@ -129,7 +134,7 @@ class Engine:
         self._window = window
         pushers = Pushers(self, self._adapter, window, self._policy)
         puller = Puller(self, self._adapter, self._policy, self._options.pull_max_chunks)
-        stall = self._options.stall_timeout or self._policy.stall_timeout
+        stall = self.stall_timeout
         # Room for every chunk the window lets out: queueing a re-push never blocks.
         queue, jobs = anyio.create_memory_object_stream[Chunk](window.maximum)
         async with anyio.create_task_group() as tg, queue, jobs:
@@ -197,13 +202,11 @@ class Engine:
             except RecordError as exc:
                 if not state.chunks_read:
                     raise  # nothing was sent: a client-side problem, SparkSdkError
-                raise StreamError(
+                raise self._error(
                     f"{exc.message}; the stream stopped there, after {state.records_read} "
                     f"record(s) had been given to batch {self._adapter.batch_id} "
                     f"({state.records_pushed} accepted so far)",
                     offset=exc.offset,
-                    records_submitted=state.records_pushed,
-                    outstanding=self._ranges(),
                 ) from exc
         self._source_done = True
         self._wake.set()
@@ -213,12 +216,14 @@ class Engine:
     def pushed(self, chunk: Chunk, nbytes: int) -> None:
         assert self._window is not None
         self._queued.discard(chunk.id)
-        self._pushed_at.setdefault(chunk.id, self._clock())
-        self.last_activity = self._clock()
+        self._last_answer = self._clock()
+        if chunk.id not in self._pending:
+            return  # a re-push whose original result came meanwhile: nothing new out
+        # The latest accepted push: a round trip never includes a recovery's wait.
+        self._pushed_at[chunk.id] = self.last_activity = self._clock()
         self._window.grow()
         state = self.state
         state.in_flight_limit = self._window.limit
-        self._last_answer = self.last_activity
         state.chunks_pushed += 1
         state.records_pushed += chunk.records
         state.bytes_out += nbytes
@@ -228,9 +233,18 @@ class Engine:
     def push_unanswered(self, chunk: Chunk) -> None:
         """The push timed out: it may or may not have been applied; recovery decides."""
         self._queued.discard(chunk.id)
-        self._pushed_at.setdefault(chunk.id, self._clock())
-        self._suspect_loss = True
-        self._wake.set()
+        if chunk.id in self._pending:
+            self._pushed_at[chunk.id] = self._clock()
+            self._suspect_loss = True
+            self._wake.set()
+
+    def throttle_pause(self, retry_after: float | None) -> float:
+        """How long every pusher pauses after a throttle: the server's wait when it gave one,
+        else a backoff that grows with the throttles since the last result; never below the
+        policy's floor, so a throttling server never meets a tight loop."""
+        policy = self._policy
+        backoff = policy.delay(min(self._throttles_since_progress, 16), retry_after)
+        return max(policy.retry_after_floor, backoff)
 
     def push_retried(self, chunk: Chunk, exc: SparkError) -> None:
         if isinstance(exc, SparkApiError):
@@ -303,7 +317,11 @@ class Engine:
         if pushed_at is not None:
             self.slowest_round_trip = max(self.slowest_round_trip, now - pushed_at)
         self._repushes.pop(chunk.id, None)
-        result = to_result(chunk, raw, self._key_names)
+        try:
+            result = to_result(chunk, raw, self._key_names)
+        except StreamError as exc:
+            self._pending[chunk.id] = chunk  # still without a result: in the error's books
+            raise self._error(exc.message, chunk) from None
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
             self._with_consumer = True
@@ -320,11 +338,16 @@ class Engine:
             self._telemetry.chunk_completed(item.id, item.records, item.failed)
             if self._options.progress is not None:
                 self._options.progress(state)
+                self._last_progress = self._clock()  # the caller's time, not a stall
 
     def check_batch(self, status: Mapping[str, Any]) -> None:
         """Fail when the server says the batch ended while results are still missing."""
         batch_status = status.get("batch_status")
-        if not isinstance(batch_status, str) or batch_status in _OPEN | _ENDED_FINE:
+        if (
+            not isinstance(batch_status, str)
+            or batch_status in _OPEN | _ENDED_FINE
+            or not self._pending
+        ):
             return
         first = next(iter(self._pending.values()))
         raise self._error(
@@ -379,6 +402,21 @@ class Engine:
             )
         return exc
 
+    async def confirm_vanished(self, exc: NotFoundError) -> None:
+        """One 404 is not proof: ask for the batch's status; raise when that is a 404 too."""
+        try:
+            await self._adapter.status()
+        except NotFoundError:
+            raise self.vanished(exc) from exc
+        except (SparkApiError, SparkConnectionError):
+            pass  # no proof either way: counted as a failure by the caller
+        self._last_answer = self._clock()
+
+    def ended_locally(self, exc: SparkSdkError) -> StreamError:
+        """The pipeline's owner cancelled or closed it (through another handle's verbs) while
+        the stream was running."""
+        return self._error(f"the stream stopped: {exc.message}")
+
     def vanished(self, exc: SparkError) -> SparkError:
         state = self.state
         if not state.pulls and not state.chunks_pushed:
@@ -428,7 +466,11 @@ class Engine:
                 ranges.append((first, last))
         return tuple(ranges)
 
-    def _error(self, message: str, chunk: Chunk | None = None) -> StreamError:
+    def _error(
+        self, message: str, chunk: Chunk | None = None, *, offset: int | None = None
+    ) -> StreamError:
+        """A `StreamError` carrying the books: what is outstanding, what was submitted, the
+        server's last counters."""
         ranges = self._ranges()
         if ranges:
             shown = ", ".join(f"{a}-{b}" for a, b in ranges[:5])
@@ -437,7 +479,7 @@ class Engine:
         return StreamError(
             message,
             chunk_id=chunk.id if chunk else None,
-            offset=chunk.offset if chunk else None,
+            offset=offset if offset is not None else chunk.offset if chunk else None,
             records_submitted=self.state.records_pushed,
             outstanding=ranges,
             counters=self._counters,

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._exceptions import NotFoundError, SparkApiError, SparkConnectionError, SparkTimeoutError
+from .._exceptions import (
+    NotFoundError,
+    SparkApiError,
+    SparkConnectionError,
+    SparkSdkError,
+    SparkTimeoutError,
+)
 from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
 from ._counters import Counters
@@ -55,22 +61,26 @@ class Puller:
         """Pull until every chunk read has been delivered."""
         engine, policy = self._engine, self._policy
         delay = _POLL_MIN_S
-        failures = 0
+        failures = throttles = 0
         while not engine.finished:
             if not engine.outstanding:
                 await engine.wait_for_change()
                 continue
             try:
                 results, status = await self._adapter.pull(self._max)
+            except SparkSdkError as exc:  # refused locally: the owner cancelled the pipeline
+                raise engine.ended_locally(exc) from exc
             except (SparkApiError, SparkConnectionError) as exc:
                 if isinstance(exc, SparkApiError) and is_throttle(exc):
                     # Flow control, not a failure: the stall watchdog bounds it.
-                    await policy.sleep(policy.delay(0, exc.retry_after))
+                    throttles += 1
+                    pause = policy.delay(min(throttles, 16), exc.retry_after)
+                    await policy.sleep(max(policy.retry_after_floor, pause))
                     continue
                 failures += 1
                 if isinstance(exc, NotFoundError):
-                    await self._confirm_vanished(exc)
-                elif not transient(exc):
+                    await engine.confirm_vanished(exc)
+                elif not transient(exc):  # an unreadable 200 counts as a lost answer
                     raise
                 if failures > policy.max_retries:
                     raise engine.pull_failed(exc, failures) from exc
@@ -82,7 +92,7 @@ class Puller:
                     retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None
                     await policy.sleep(policy.delay(failures - 1, retry_after))
                 continue
-            failures = 0
+            failures = throttles = 0
             engine.pulled(status, len(results))
             for raw in results:
                 await engine.deliver(raw, send)
@@ -101,15 +111,6 @@ class Puller:
                     await engine.wait_for_change()
                 if waited.cancelled_caught:  # nothing happened meanwhile: back off
                     delay = min(_POLL_MAX_S, delay * 2)
-
-    async def _confirm_vanished(self, exc: NotFoundError) -> None:
-        """One 404 is not proof: ask for the batch's status before giving up on it."""
-        try:
-            await self._adapter.status()
-        except NotFoundError:
-            raise self._engine.vanished(exc) from exc
-        except (SparkApiError, SparkConnectionError):
-            pass  # no proof either way: counted as a failed pull
 
     def _recover(self, status: Mapping[str, Any]) -> bool:
         """Ask for a re-push of every outstanding chunk once the server plainly has nothing
@@ -131,7 +132,8 @@ class Puller:
                 return False
             evidence = "the server reports nothing queued, running or ready"
         else:
-            quiet = max(_QUIET_MIN_S, 4 * engine.slowest_round_trip)
+            # Never so long that the stall watchdog fires first.
+            quiet = max(_QUIET_MIN_S, min(4 * engine.slowest_round_trip, engine.stall_timeout / 4))
             if now - engine.last_activity < quiet:
                 return False
             evidence = f"nothing came back for {quiet:.1f}s and the server's counters are unusable"

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .._exceptions import RateLimitError, SparkApiError, SparkConnectionError, SparkTimeoutError
+from .._exceptions import (
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitError,
+    SparkApiError,
+    SparkConnectionError,
+    SparkSdkError,
+    SparkTimeoutError,
+)
 from .._policy import RetryPolicy
 from .._retry import should_retry
 from ._adapter import PipelineAdapter
@@ -37,8 +45,8 @@ def is_throttle(exc: Exception) -> bool:
 
 
 def transient(exc: Exception) -> bool:
-    """Worth another attempt: no answer, or 408 / 5xx (except 501)."""
-    if isinstance(exc, SparkConnectionError):
+    """Worth another attempt: no answer, an unreadable one, or 408 / 5xx (except 501)."""
+    if isinstance(exc, (SparkConnectionError, InvalidResponseError)):
         return True
     return isinstance(exc, SparkApiError) and should_retry(exc.status)
 
@@ -72,11 +80,14 @@ class Pushers:
             except SparkTimeoutError:
                 engine.push_unanswered(chunk)
                 return
+            except SparkSdkError as exc:  # refused locally: the owner ended the pipeline
+                raise engine.ended_locally(exc) from exc
             except (SparkApiError, SparkConnectionError) as exc:
-                if is_throttle(exc):
-                    retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None
-                    engine.throttled(policy.delay(0, retry_after), exc)
+                if isinstance(exc, SparkApiError) and is_throttle(exc):
+                    engine.throttled(engine.throttle_pause(exc.retry_after), exc)
                     continue
+                if isinstance(exc, NotFoundError):
+                    await engine.confirm_vanished(exc)
                 if not transient(exc) or retries >= policy.max_retries:
                     raise engine.push_failed(chunk, exc, retries + 1) from exc
                 retry_after = exc.retry_after if isinstance(exc, SparkApiError) else None

@@ -157,9 +157,9 @@ class ResultStream:
         if self._task is None and self._target is None:
             try:
                 await self._open()
-            except BaseException:
+            except BaseException as exc:
                 if self._target is not None:  # created, then cancelled: end it
-                    await self._shutdown()
+                    await self._shutdown(cancelled=isinstance(exc, asyncio.CancelledError))
                 self._closing = True
                 raise
             self._tracker.track(self)

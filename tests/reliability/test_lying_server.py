@@ -431,3 +431,85 @@ async def test_a_generator_that_reuses_one_dict_gets_each_rows_own_output() -> N
 
 async def _none() -> None:
     return None
+
+
+# ---- found by review: each a defect of the first engine v2 draft -------------------------------
+
+
+async def test_a_throttle_without_retry_after_is_paced_not_a_tight_loop() -> None:
+    async def rule(exchange: Exchange) -> web.StreamResponse | None:
+        if exchange.kind == "push":
+            return json_response({"error": {"code": "RATE_LIMITED", "message": "no"}}, 429)
+        return None
+
+    async with lying(rule, retry_interval=0) as (_emu, server, spark):
+        spark, clock = on_fake_clock(spark, stall_timeout=10.0)
+        pipeline = await new_pipeline(spark)
+        with pytest.raises(sdk.StreamError, match="stalled"):
+            await collect(pipeline.stream_outputs(records(10), chunk_size=10))
+    # retry_interval=0 and no Retry-After: still the 0.1 s floor between pushes.
+    assert server.count("push") <= (clock.now - 1000.0) / 0.1 + 2
+
+
+async def test_an_unreadable_200_is_a_lost_answer_not_the_end() -> None:
+    mangled: set[str] = set()
+
+    async def rule(exchange: Exchange) -> web.StreamResponse | None:
+        if exchange.kind in ("push", "pull") and exchange.kind not in mangled:
+            mangled.add(exchange.kind)
+            await exchange.forward()  # applied (a pull hands its results over)...
+            return web.Response(text="<html>ok</html>", content_type="text/html")  # ...then HTML
+        return None
+
+    async with lying(rule) as (_emu, _server, spark):
+        pipeline = await new_pipeline(spark)
+        got = await collect(pipeline.stream_outputs(records(100), chunk_size=10))
+    assert got == list(range(100))
+    assert mangled == {"push", "pull"}
+
+
+async def test_the_owner_cancelling_mid_stream_is_a_stream_error() -> None:
+    async with lying(lambda _e: _none(), workers=1) as (_emu, _server, spark):
+        pipeline = await new_pipeline(spark)
+        with pytest.raises(sdk.StreamError, match="cancelled") as info:
+            async for result in pipeline.stream_outputs(records(500), chunk_size=10):
+                if result.offset == 50:
+                    await pipeline.cancel()
+    assert not isinstance(info.value, sdk.SparkSdkError)
+    assert info.value.records_submitted
+
+
+async def test_a_mangled_result_error_carries_the_books() -> None:
+    async with lying(mangle_pull(short_errors)) as (_emu, _server, spark):
+        pipeline = await new_pipeline(spark)
+        with pytest.raises(sdk.StreamError) as info:
+            await collect(pipeline.stream_outputs(records(200), chunk_size=10))
+    error = info.value
+    assert error.records_submitted
+    assert error.counters
+    assert error.chunk_id is not None
+    first, _last = error.outstanding[0]
+    assert error.offset is not None
+    assert first <= error.offset
+
+
+async def test_open_cancelled_while_creating_returns_promptly_and_cancels_the_batch() -> None:
+    patches = asyncio.Event()
+
+    async def rule(exchange: Exchange) -> web.StreamResponse | None:
+        if exchange.kind == "create":
+            await asyncio.sleep(0.1)  # the create lands after the caller gave up
+        if exchange.kind == "patch":
+            patches.set()
+        return None
+
+    async with lying(rule) as (emu, _server, spark):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with anyio.move_on_after(0.02):
+            await spark.batches.stream_outputs(SERVICE, records(10)).open()
+        assert loop.time() - started < 0.5  # the scope absorbed it, promptly
+        await spark.close()  # waits for the hand-off: the late batch is cancelled
+        assert patches.is_set()
+        (batch,) = list(emu.engine.batches())
+        assert batch.status == "cancelled"
