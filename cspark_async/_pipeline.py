@@ -363,9 +363,15 @@ class AsyncPipeline:
             self._require_open("push to")
         elif self._state == "cancelled":
             raise SparkSdkError(f"batch pipeline {self._id} is cancelled")
-        if not decode:  # an answer nobody reads (a push's status) is not parsed
+        if not decode:  # an answer nobody reads (a push's status) is not parsed...
             url = self._base_url.api("batch", self._id, *segments)
             raw = await self._http.request(method, url, body=body, params=params, max_retries=0)
+            # ...but a page that is not JSON at all (a proxy's login page) is not Spark.
+            kind = raw.headers.get("Content-Type", "")
+            if "json" not in kind.lower():
+                raise raw.invalid(
+                    f"expected JSON, got a body that is not JSON ({kind or 'no content type'})"
+                )
             return raw, None
         return await self._request(method, *segments, body=body, params=params, max_retries=0)
 

@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from .._exceptions import (
     ConflictError,
+    InvalidResponseError,
     NotFoundError,
     RateLimitError,
     SparkApiError,
@@ -395,7 +396,7 @@ class Engine:
             ) from exc
 
     def pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
-        if transient(exc):
+        if transient(exc) or isinstance(exc, InvalidResponseError):
             return self._error(
                 f"results could not be pulled after {attempts} attempt(s), with "
                 f"{len(self._pending)} chunk(s) outstanding: {exc}"

@@ -17,6 +17,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._exceptions import (
+    InvalidResponseError,
     NotFoundError,
     SparkApiError,
     SparkConnectionError,
@@ -80,8 +81,8 @@ class Puller:
                 failures += 1
                 if isinstance(exc, NotFoundError):
                     await engine.confirm_vanished(exc)
-                elif not transient(exc):  # an unreadable 200 counts as a lost answer
-                    raise
+                elif not (transient(exc) or isinstance(exc, InvalidResponseError)):
+                    raise  # (an unreadable 200 is a lost answer: its results may be gone)
                 if failures > policy.max_retries:
                     raise engine.pull_failed(exc, failures) from exc
                 if isinstance(exc, SparkTimeoutError):

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._exceptions import (
-    InvalidResponseError,
     NotFoundError,
     RateLimitError,
     SparkApiError,
@@ -45,8 +44,8 @@ def is_throttle(exc: Exception) -> bool:
 
 
 def transient(exc: Exception) -> bool:
-    """Worth another attempt: no answer, an unreadable one, or 408 / 5xx (except 501)."""
-    if isinstance(exc, (SparkConnectionError, InvalidResponseError)):
+    """Worth another attempt: no answer, or 408 / 5xx (except 501)."""
+    if isinstance(exc, SparkConnectionError):
         return True
     return isinstance(exc, SparkApiError) and should_retry(exc.status)
 

@@ -1014,14 +1014,14 @@ class FakeSpark:
         pytest.param(
             "pull",
             answer(200, orjson.dumps({"data": "none", "status": {}}), "application/json"),
-            sdk.InvalidResponseError,
+            sdk.StreamError,  # an unreadable pull is a lost answer: retried, then this
             "'data' is not a list of chunk results",
             id="pull-data-not-a-list",
         ),
         pytest.param(
             "pull",
             answer(200, b"[]", "application/json"),
-            sdk.InvalidResponseError,
+            sdk.StreamError,
             "expected {data, status}, got list",
             id="pull-answer-not-an-object",
         ),

@@ -451,21 +451,35 @@ async def test_a_throttle_without_retry_after_is_paced_not_a_tight_loop() -> Non
     assert server.count("push") <= (clock.now - 1000.0) / 0.1 + 2
 
 
-async def test_an_unreadable_200_is_a_lost_answer_not_the_end() -> None:
-    mangled: set[str] = set()
+async def test_an_unreadable_pull_is_a_lost_answer_not_the_end() -> None:
+    mangled = 0
 
     async def rule(exchange: Exchange) -> web.StreamResponse | None:
-        if exchange.kind in ("push", "pull") and exchange.kind not in mangled:
-            mangled.add(exchange.kind)
-            await exchange.forward()  # applied (a pull hands its results over)...
-            return web.Response(text="<html>ok</html>", content_type="text/html")  # ...then HTML
+        nonlocal mangled
+        if exchange.kind == "pull" and not mangled:
+            mangled += 1
+            await exchange.forward()  # the server hands the results over...
+            return json_response({"data": "lost", "status": {}})  # ...the client can't read them
         return None
 
     async with lying(rule) as (_emu, _server, spark):
         pipeline = await new_pipeline(spark)
         got = await collect(pipeline.stream_outputs(records(100), chunk_size=10))
     assert got == list(range(100))
-    assert mangled == {"push", "pull"}
+    assert mangled == 1
+
+
+async def test_a_push_answered_by_a_page_that_is_not_json_ends_the_stream_at_once() -> None:
+    async def rule(exchange: Exchange) -> web.StreamResponse | None:
+        if exchange.kind == "push":  # a proxy's sign-in page, with a 200
+            return web.Response(text="<html>sign in</html>", content_type="text/html")
+        return None
+
+    async with lying(rule) as (_emu, server, spark):
+        pipeline = await new_pipeline(spark)
+        with anyio.fail_after(10), pytest.raises(sdk.InvalidResponseError, match="not JSON"):
+            await collect(pipeline.stream_outputs(records(10), chunk_size=10))
+    assert server.count("push") == 1
 
 
 async def test_the_owner_cancelling_mid_stream_is_a_stream_error() -> None:
