@@ -59,6 +59,7 @@ class AsyncPipeline:
         self._id = batch_id
         self._http = http
         self._base_url = base_url
+        self._urls: dict[tuple[str, ...], str] = {}
         self._logger = http.logger
         self._state: PipelineState = "open"
         self._ledger = ChunkLedger(batch_id, self._logger)
@@ -357,12 +358,26 @@ class AsyncPipeline:
         *segments: str,
         body: bytes | None = None,
         params: dict[str, str | int] | None = None,
+        decode: bool = True,
     ) -> tuple[RawResponse, Any]:
         if method == "POST":
             self._require_open("push to")
         elif self._state == "cancelled":
             raise SparkSdkError(f"batch pipeline {self._id} is cancelled")
+        if not decode:  # an answer the caller does not read is not decoded
+            url = self._url(segments)
+            response = await self._http.request(
+                method, url, body=body, params=params, max_retries=0
+            )
+            return response, None
         return await self._request(method, *segments, body=body, params=params, max_retries=0)
+
+    def _url(self, segments: tuple[str, ...]) -> str:
+        """`batch/{id}/{segments}`, built once per path (a stream asks for the same few)."""
+        url = self._urls.get(segments)
+        if url is None:
+            url = self._urls[segments] = self._base_url.api("batch", self._id, *segments)
+        return url
 
     async def _end(self, how: OnExit) -> None:
         if how == "cancel" and self._state != "cancelled":
@@ -383,7 +398,7 @@ class AsyncPipeline:
         max_retries: int | None = None,
     ) -> tuple[RawResponse, Any]:
         """One call on `batch/{id}/{segments}`: the raw response and its decoded JSON."""
-        url = self._base_url.api("batch", self._id, *segments)
+        url = self._url(segments)
         return await self._http.request_json(
             method, url, body=body, params=params, max_retries=max_retries
         )

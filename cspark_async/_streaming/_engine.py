@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -36,10 +36,10 @@ from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
 from ._chunker import Chunk, Chunker, RecordError, Records
 from ._counters import count
-from ._options import DEFAULT_CHUNK_SIZE, StreamOptions
+from ._options import DEFAULT_CHUNK_SIZE, STALL_CAP_BYTES, StreamOptions
 from ._ordering import ReorderBuffer
 from ._puller import Puller
-from ._pushers import Pushers, transient
+from ._pushers import Pushers, post_bytes, transient
 from ._results import StreamResult, to_result
 from ._state import StreamState
 from ._watchdog import watch
@@ -125,7 +125,9 @@ class Engine:
         """Stream every record; results go to `send` (the caller owns and closes it)."""
         chunker, window = await self._prepare()
         self._window = window
-        pushers = Pushers(self, self._adapter, window, self._policy)
+        pushers = Pushers(
+            self, self._adapter, window, self._policy, post_bytes(chunker.max_chunk_bytes)
+        )
         puller = Puller(self, self._adapter, self._policy, self._options.pull_max_chunks)
         stall = self._options.stall_timeout or self._policy.stall_timeout
         # Room for every chunk the window lets out: queueing a re-push never blocks.
@@ -160,9 +162,10 @@ class Engine:
             chunk_size = chunk_size or _balanced_chunk_size(self.state.total_records, workers)
             # Enough chunks to keep every worker busy with one more queued behind each.
             max_in_flight = max_in_flight or min(256, 2 * workers + 2)
-            # A quarter of the buffer per chunk lets several chunks queue without a 429.
+            # A quarter of the buffer per chunk lets several chunks queue without a 429; the
+            # stall cap keeps encoding and decoding one chunk short on the event loop.
             if max_chunk_bytes is None:
-                max_chunk_bytes = max(1024, buffer // 4)
+                max_chunk_bytes = max(1024, min(buffer // 4, STALL_CAP_BYTES))
                 max_record_bytes = buffer  # one big record may still take a chunk to itself
         chunker = opts.chunker(chunk_size, max_chunk_bytes, max_record_bytes)
         # Throttling never starves the workers: the window shrinks no lower than their number.
@@ -208,18 +211,21 @@ class Engine:
 
     # ---- what the pushers report -------------------------------------------------------
 
-    def pushed(self, chunk: Chunk, nbytes: int) -> None:
+    def pushed(self, chunks: Sequence[Chunk], nbytes: int) -> None:
+        """One POST of `nbytes` carrying `chunks` was accepted."""
         assert self._window is not None
-        self._queued.discard(chunk.id)
-        self._pushed_at.setdefault(chunk.id, self._clock())
-        self.last_activity = self._clock()
-        self._window.grow()
+        now = self.last_activity = self._clock()
         state = self.state
-        state.in_flight_limit = self._window.limit
-        state.chunks_pushed += 1
-        state.records_pushed += chunk.records
+        state.pushes += 1
         state.bytes_out += nbytes
-        self._telemetry.chunk_pushed(chunk.id, chunk.records)
+        for chunk in chunks:
+            self._queued.discard(chunk.id)
+            self._pushed_at.setdefault(chunk.id, now)
+            self._window.grow()
+            state.chunks_pushed += 1
+            state.records_pushed += chunk.records
+            self._telemetry.chunk_pushed(chunk.id, chunk.records)
+        state.in_flight_limit = self._window.limit
         self._wake.set()
 
     def push_unanswered(self, chunk: Chunk) -> None:
@@ -234,7 +240,8 @@ class Engine:
         self._telemetry.retried(_reason(exc))
         self._log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
 
-    def throttled(self, pause: float, exc: SparkError) -> None:
+    def throttled(self, pause: float, exc: SparkError, chunks: int = 1) -> None:
+        """A POST of `chunks` chunks was throttled (refused as a whole)."""
         assert self._window is not None
         state = self.state
         state.throttled += 1
@@ -242,7 +249,7 @@ class Engine:
         self._telemetry.throttled(
             "rate_limit" if isinstance(exc, RateLimitError) else "input_buffer_full", pause
         )
-        state.chunks_retried += 1
+        state.chunks_retried += chunks
         self._window.throttle(pause)
         state.in_flight_limit = self._window.limit
 
@@ -267,10 +274,11 @@ class Engine:
 
     # ---- what the puller reports -------------------------------------------------------
 
-    def pulled(self, status: Mapping[str, Any], results: int) -> None:
+    def pulled(self, status: Mapping[str, Any], results: int, nbytes: int = 0) -> None:
         self._counters = status
         state = self.state
         state.pulls += 1
+        state.bytes_in += nbytes
         if not results:
             state.empty_pulls += 1
 
