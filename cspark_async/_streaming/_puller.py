@@ -99,10 +99,14 @@ class Puller:
                 delay = _POLL_MIN_S
                 if Counters.read(status).chunks_available:
                     continue  # more is ready: no pause
-            else:
-                engine.check_batch(status)
-                if self._recover(status):
-                    continue
+                if engine.outstanding:
+                    # Not woken by each accepted push: results come in waves, and one short
+                    # pause lets a pull take several (fewer requests per chunk).
+                    await anyio.sleep(delay)
+                continue
+            engine.check_batch(status)
+            if self._recover(status):
+                continue
             if engine.outstanding:
                 with anyio.move_on_after(delay) as waited:
                     await engine.wait_for_change()

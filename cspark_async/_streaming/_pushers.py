@@ -15,9 +15,10 @@ same POST (the API takes a list), up to a byte cap, so requests per chunk fall b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._exceptions import RateLimitError, SparkApiError, SparkConnectionError, SparkTimeoutError
@@ -54,6 +55,10 @@ def transient(exc: Exception) -> bool:
     return isinstance(exc, SparkApiError) and should_retry(exc.status)
 
 
+# Event-loop passes a gathering pusher waits for the producer's next chunk before it posts.
+_GATHER_PASSES: Final = 3
+
+
 class Pushers:
     def __init__(
         self,
@@ -68,38 +73,62 @@ class Pushers:
         self._window = window
         self._policy = policy
         self._max_post_bytes = max_post_bytes  # 0: one chunk per POST
+        self._gathering = anyio.Lock()
+        # Half the window per POST at most: the server computes one half while the other
+        # travels, instead of client and server taking turns with all of it.
+        self._max_post_chunks = max(1, window.maximum // 2)
 
     async def run(self, queue: MemoryObjectReceiveStream[Chunk]) -> None:
-        """One pusher: push queued chunks until the queue closes; chunks already waiting in
-        the queue go along in the same POST while the body stays under `max_post_bytes`
-        (small chunks: fewer requests). A chunk that would not fit waits for the next POST."""
-        engine, limit = self._engine, self._max_post_bytes
+        """One pusher: push queued chunks until the queue closes. Chunks that are waiting in
+        the queue go along in the same POST while the body stays under `max_post_bytes`; one
+        pusher at a time gathers, so that a chunk queued meanwhile joins its POST instead of
+        waking another pusher for a POST of its own."""
         carried: Chunk | None = None
         async with queue:
             while True:
                 if carried is None:
-                    try:
-                        chunk = await queue.receive()
-                    except anyio.EndOfStream:
-                        return
+                    async with self._gathering:
+                        try:
+                            chunk = await queue.receive()
+                        except anyio.EndOfStream:
+                            return
+                        group, carried = await self._gather(chunk, queue)
                 else:
-                    chunk, carried = carried, None
-                if not engine.wants_push(chunk):
-                    continue
-                group, size = [chunk], chunk.nbytes
-                while size < limit:
-                    try:
-                        more = queue.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    if not engine.wants_push(more):
-                        continue
-                    if size + 1 + more.nbytes > limit:
-                        carried = more
-                        break
-                    group.append(more)
-                    size += 1 + more.nbytes
-                await self._push(group)
+                    group, carried = await self._gather(carried, queue)
+                if group:
+                    await self._push(group)
+
+    async def _gather(
+        self, first: Chunk, queue: MemoryObjectReceiveStream[Chunk]
+    ) -> tuple[list[Chunk], Chunk | None]:
+        """`first` and what is queued behind it, up to the byte cap; a chunk that would not
+        fit is handed back for the next POST. Waits one event-loop pass at a time while the
+        producer keeps queueing chunks."""
+        engine, limit = self._engine, self._max_post_bytes
+        group: list[Chunk] = []
+        size = -1
+        if engine.wants_push(first):
+            group, size = [first], first.nbytes
+        waited = 0
+        while 0 <= size < limit and len(group) < self._max_post_chunks:
+            try:
+                more = queue.receive_nowait()
+            except anyio.WouldBlock:
+                if waited >= _GATHER_PASSES:
+                    break
+                waited += 1
+                await anyio.lowlevel.checkpoint()  # the producer may be queueing more
+                continue
+            except anyio.EndOfStream:
+                break
+            waited = 0
+            if not engine.wants_push(more):
+                continue
+            if size + 1 + more.nbytes > limit:
+                return group, more
+            group.append(more)
+            size += 1 + more.nbytes
+        return group, None
 
     async def _push(self, group: list[Chunk]) -> None:
         """Push chunks in one POST until the server accepts it. The server takes or refuses
