@@ -12,9 +12,11 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
+from itertools import islice
 from typing import Any, Final
 
 from attrs import frozen
@@ -107,6 +109,13 @@ class Chunker:
         reader = RecordReader(self.headers)
         seq = offset = 0
         batch: list[Any] = []
+        if type(records) is list or type(records) is tuple:
+            # Read a chunk at a time, checked and copied in bulk: iterating a list runs no code
+            # of the caller's, so nothing can change a record between reading and copying it
+            # (a generator may reuse one object: it is read one record at a time below).
+            async for chunk in self._chunks_in_bulk(reader, iter(records)):
+                yield chunk
+            return
         async for record in _aiter(records):
             try:
                 if not reader.check(record):
@@ -123,6 +132,36 @@ class Chunker:
         if batch:
             for chunk in self._cut(reader, batch, seq, offset):
                 yield chunk
+
+    async def _chunks_in_bulk(
+        self, reader: RecordReader, records: Iterator[Any]
+    ) -> AsyncGenerator[Chunk, None]:
+        """`chunks()` for a list or tuple: `chunk_size` records at a time from it, checked
+        and copied with one call each when they share a type (one at a time otherwise, the
+        header row included, for the exact message)."""
+        seq = offset = 0
+        batch: list[Any] = []
+        while True:
+            wanted = self.chunk_size - len(batch)
+            piece = list(islice(records, wanted))
+            if reader.check_many(piece):
+                batch += _copy_many(piece)
+            else:
+                for record in piece:
+                    try:
+                        if not reader.check(record):
+                            continue  # the header row
+                    except SparkSdkError as exc:
+                        raise RecordError(exc.message, offset=reader.count) from None
+                    batch.append(_copy(record))
+            if len(batch) >= self.chunk_size or (batch and len(piece) < wanted):
+                for chunk in self._cut(reader, batch, seq, offset):
+                    yield chunk
+                    seq += 1
+                offset += len(batch)
+                batch = []
+            if len(piece) < wanted:
+                return  # the iterable is exhausted
 
     def _cut(self, reader: RecordReader, batch: list[Any], seq: int, offset: int) -> list[Chunk]:
         """One chunk of `batch`, or several when its JSON is over the byte cap."""
@@ -214,6 +253,20 @@ def _copy(record: Any) -> Any:
     if isinstance(record, list):
         return list(record)
     return record  # a tuple cannot be changed under us
+
+
+def _copy_many(records: list[Any]) -> list[Any]:
+    """`_copy` of each record, in one call when they share a copyable type."""
+    kinds = set(map(type, records))
+    if kinds == _LIST_TYPE:
+        return list(map(list, records))
+    if kinds == _DICT_TYPE:
+        return list(map(dict, records))
+    return [_copy(record) for record in records]
+
+
+_LIST_TYPE: Final = frozenset({list})
+_DICT_TYPE: Final = frozenset({dict})
 
 
 def check_records(records: Any) -> None:
