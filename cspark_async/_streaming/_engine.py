@@ -305,6 +305,7 @@ class Engine:
             self.slowest_round_trip = max(self.slowest_round_trip, now - pushed_at)
         self._repushes.pop(chunk.id, None)
         result = to_result(chunk, raw, self._key_names)
+        del raw  # the decoded result is not held while the consumer takes its turn
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
             self._with_consumer = True

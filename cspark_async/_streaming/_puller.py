@@ -174,11 +174,16 @@ async def deliver_sliced(
     engine: Engine, results: list[Mapping[str, Any]], send: MemoryObjectSendStream[StreamResult]
 ) -> None:
     """Hand a pull's results to the engine, letting other tasks run every `_SLICE_S` (a result
-    held back for ordering is built without awaiting anything)."""
+    held back for ordering is built without awaiting anything).
+
+    Each decoded result is let go of as soon as it is built: held across the consumer's
+    turns, the decoded rows would survive into the collector's oldest generation and make
+    every full collection longer."""
     clock = time.perf_counter
     since = clock()
-    for raw in results:
-        await engine.deliver(raw, send)
+    results.reverse()  # popped from the end: in order, and no reference kept here
+    while results:
+        await engine.deliver(results.pop(), send)
         if clock() - since > _SLICE_S:
             await anyio.lowlevel.checkpoint()
             since = clock()

@@ -75,3 +75,18 @@ async def test_chunks_are_capped_by_bytes_by_default(stack: Callable[..., Any]) 
     assert seen == list(range(2000))
     assert state.chunks_read >= 8  # 2000 records of 4 KB: 8 MB in chunks of at most 1 MiB
     assert state.bytes_out <= state.pushes * STALL_CAP
+
+
+async def test_a_list_of_rows_comes_back_as_the_callers_own_objects(
+    stack: Callable[..., Any],
+) -> None:
+    rows: list[list[Any]] = [["n"], *([i] for i in range(50))]
+    before = [list(row) for row in rows]
+    async with stack() as (_emu, spark):
+        stream = spark.batches.stream_outputs("t/tagged", rows, chunk_size=10)
+        results = [r async for r in stream]
+    inputs = [row for r in results for row in r.inputs]
+    assert [o["n"] for r in results for o in r.outputs] == list(range(50))
+    assert len(inputs) == 50
+    assert all(got is row for got, row in zip(inputs, rows[1:], strict=True))  # not copied
+    assert rows == before  # and never modified
