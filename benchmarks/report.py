@@ -215,6 +215,9 @@ _PANELS = (  # (scenario, field, y label), one panel each
 )
 
 
+_COLOURS = {"ours": "#2a7ab9", "hand_loop": "#888888"}  # anything else: the official SDK
+
+
 def _chart(results: dict[str, Any], path: Path) -> bool:
     try:
         import matplotlib
@@ -239,7 +242,7 @@ def _chart(results: dict[str, Any], path: Path) -> bool:
             labels.append(ckey.replace("official_", "off_").replace("_gather", ""))
             value = c.get("median", {}).get(field)
             values.append(value if c["ok"] and value is not None else 0.0)
-            colors.append("#2a7ab9" if c["contender"] == "ours" else "#b9652a")
+            colors.append(_COLOURS.get(c["contender"], "#b9652a"))
             if not c["ok"]:
                 ax.annotate("x", (len(labels) - 1, 0), ha="center", va="bottom", color="red",
                             fontsize=14, fontweight="bold")
@@ -260,7 +263,8 @@ def _chart(results: dict[str, Any], path: Path) -> bool:
                     ax.axhline(value, color=color, ls="--", lw=1, label=f"{name} floor")
             if floor:
                 ax.legend(fontsize=7)
-    fig.suptitle("cspark_async (blue) vs the official cspark SDK (orange): medians of "
+    fig.suptitle("cspark_async (blue) vs the official cspark SDK (orange) and a hand-written "
+                 "loop (grey): medians of "
                  f"{results['meta']['repeat']} run(s), {results['meta']['mode']} mode",
                  fontsize=10)
     fig.tight_layout()

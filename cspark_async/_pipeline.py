@@ -223,7 +223,9 @@ class AsyncPipeline:
         Records are read lazily from any iterable or async iterable: dicts, or rows after a
         header row (or with `headers=`). Chunks are pushed concurrently, pulled as soon as
         they finish, and yielded exactly once, in input order unless `ordered=False`.
-        Memory stays proportional to `max_in_flight x chunk_size`.
+        Memory stays proportional to `max_in_flight x chunk_size`. A result's `inputs` are
+        the records as read: the caller's own objects from a list or tuple, copies (one level
+        deep) from any other iterable, which may reuse one object for every record.
 
         Args:
             chunk_size: records per chunk at most; by default about 200, evened out over the
@@ -236,8 +238,10 @@ class AsyncPipeline:
             parameters, summary: the chunks' shared inputs and summary options.
             on_exit: what happens to the server pipeline when the stream stops early or fails:
                 'cancel' (discard what is pending) or 'close' (let it finish).
-            max_chunk_bytes: a chunk's JSON size at most; by default a quarter of the
-                pipeline's input buffer, so no chunk can overflow it.
+            max_chunk_bytes: a chunk's JSON size at most; by default 1 MiB or a quarter of
+                the pipeline's input buffer, whichever is less, so that no chunk can overflow
+                the buffer and none holds the event loop long (a larger record still goes,
+                alone). Small chunks share a POST, and pulls are sized to about 1 MiB.
             stall_timeout: seconds without any result, while records are outstanding (or
                 with every push throttled), before the stream fails with a `StreamError`
                 saying what it waited for; by default the client's (600).
