@@ -277,16 +277,22 @@ async def _hand_loop(url: str, records: Any, opts: dict[str, Any], out: Outcome)
                         raise RuntimeError(f"push answered {resp.status}")
                     return
 
-        async def produce(tg: asyncio.TaskGroup) -> None:
+        pushes: set[asyncio.Task[None]] = set()
+
+        async def produce() -> None:
             for seq, chunk in enumerate(chunks):
                 await window.acquire()
-                tg.create_task(push(seq, chunk))
+                task = asyncio.create_task(push(seq, chunk))
+                pushes.add(task)
+                task.add_done_callback(pushes.discard)
 
         ready: dict[int, list[dict[str, Any]]] = {}
         following = 0
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(produce(tg))
+        producer = asyncio.create_task(produce())
+        try:
             while following < len(chunks):
+                if producer.done() and producer.exception():
+                    raise RuntimeError("the producer failed") from producer.exception()
                 requests += 1
                 async with session.get(f"{base}/chunkresults", params={"max": "100"}) as resp:
                     doc = orjson.loads(await resp.read())
@@ -300,6 +306,11 @@ async def _hand_loop(url: str, records: Any, opts: dict[str, Any], out: Outcome)
                     window.release()
                 if not results:
                     await asyncio.sleep(0.002)
+            await producer
+        finally:
+            producer.cancel()
+            for task in list(pushes):
+                task.cancel()
         async with session.patch(base, data=orjson.dumps({"batch_status": "closed"})) as resp:
             await resp.read()
     out.extra = {"requests": requests, "chunks": len(chunks),

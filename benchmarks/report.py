@@ -181,7 +181,7 @@ def to_markdown(results: dict[str, Any], chart: str | None) -> str:
         f"on {meta['cpus']} CPUs ({meta['platform']}); {versions}.",
         *[
             f"Rerun on {r['started_at']} ({r['repeat']} repetition(s)): "
-            f"{', '.join(r['scenarios'])} (the machine was busy during the first run)."
+            f"{', '.join(r['scenarios'])}, its figures replacing the first run's."
             for r in meta.get("reruns", [])
         ],
         "",
