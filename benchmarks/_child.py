@@ -8,6 +8,7 @@ stops.
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contenders import CONTENDERS, check
 from floor import measure_floor
-from workload import dataset, id_sum, rows
+from workload import dataset, id_sum, rows, wide_rows
 
 
 def _rss_mib() -> float:
@@ -33,20 +34,32 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, **measure_floor(spec["n"], spec["options"].get("chunk_size", 200))}
     n = spec["n"]
     fn = CONTENDERS[spec["contender"]]
-    records = rows(n) if spec.get("source") == "generator" else dataset(n)
+    source = spec.get("source")
+    if source == "generator":
+        records: Any = rows(n)
+    elif source == "wide":
+        records = list(wide_rows(n))
+    else:
+        records = dataset(n)
     # Import the contender's libraries now: import time is not what a long-lived program pays.
     if spec["contender"] == "ours":
         import cspark_async  # noqa: F401
+    elif spec["contender"] == "hand_loop":
+        import aiohttp  # noqa: F401
+        import orjson  # noqa: F401
     else:
         import cspark.sdk  # noqa: F401
+    gc_timer = _GcTimer()
     rss_before = _rss_mib()
     profiler = _profiler(spec.get("profile"))
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    gc.callbacks.append(gc_timer)
     try:
         outcome = fn(spec["url"], records, spec["options"])
     finally:
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - wall0
+        gc.callbacks.remove(gc_timer)
         if profiler is not None:
             profiler.stop()
     rss_peak = _rss_mib()
@@ -72,8 +85,28 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "records_out": count,
         "rss_baseline_mib": rss_before,
         "rss_peak_mib": rss_peak,
+        "gc_s": gc_timer.total,
+        "gc_full_s": gc_timer.oldest,
+        "gc_s_per_100k": gc_timer.total * 100_000 / n,
         **outcome.extra,
     }
+
+
+class _GcTimer:
+    """A `gc.callbacks` hook: seconds spent collecting, all generations and the oldest."""
+
+    def __init__(self) -> None:
+        self.total = self.oldest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._started
+        self.total += spent
+        if info.get("generation") == 2:
+            self.oldest += spent
 
 
 class _Profiler:

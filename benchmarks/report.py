@@ -53,6 +53,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             r = _ratio(_median(results, "throughput_bound", key, "cpu_s_per_100k"), floor)
             add(f"client CPU per record vs orjson floor ({key})", "≤ 2x", r,
                 None if r is None else r <= 2)
+    if "throughput_bound" in scs:
+        t = "throughput_bound"
+        hand = _median(results, t, "hand_loop", "cpu_s_per_100k")
+        r = _ratio(_median(results, t, "ours_default", "cpu_s_per_100k"), hand)
+        add("client CPU per record vs hand-written aiohttp loop (ours_default)", "≤ 1.25x", r,
+            None if r is None else r <= 1.25)
+        gather = _median(results, t, "official_async_gather", "records_per_s")
+        r = _ratio(_median(results, t, "ours_default", "records_per_s"), gather)
+        add("throughput records/s vs official AsyncClient gather (ours_default)", "≥ 3x", r,
+            None if r is None else r >= 3)
+        emu = _median(results, t, "ours_default", "emulator_cpu_s")
+        r = _ratio(emu, _median(results, t, "ours_default", "cpu_s"))
+        add("emulator CPU / client CPU (ours_default)", "≤ 0.5x", r,
+            None if r is None else r <= 0.5)
+    if "loop_stall" in scs:
+        for key, limit in (("ours_default", 15.0), ("ours_chunk2000", 30.0)):
+            worst = _median(results, "loop_stall", key, "stall_worst_ms")
+            net = _median(results, "loop_stall", key, "stall_worst_no_gc_ms")
+            entry = scs["loop_stall"]["contenders"].get(key) or {}
+            causes = [r.get("stall_cause") for r in entry.get("runs", []) if r.get("ok")]
+            note = (f"net of GC passes: {net:.1f} ms; worst run's cause: {causes[0]}"
+                    if net is not None and causes else "")
+            add(f"worst event-loop stall, ms ({key})", f"≤ {limit:.0f} ms",
+                None if worst is None else worst, None if worst is None else worst <= limit,
+                note)
     if "memory" in scs:
         small = _median(results, "memory", "ours_small", "rss_peak_mib")
         large = _median(results, "memory", "ours_large", "rss_peak_mib")
@@ -91,8 +116,9 @@ def _scenario_table(key: str, sc: dict[str, Any], seed_rps: float | None) -> lis
         lines += [f"Compute bound N·L/W = **{bound:.2f} s**; with whole chunks ({chunked}).", ""]
     lines += [
         "| contender | status | wall s (median, min-max) | vs bound | records/s | vs seed "
-        "| client CPU s | CPU s/100k | peak RSS MiB | emulator CPU s | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| client CPU s | CPU s/100k | GC s/100k | requests/chunk | peak RSS MiB "
+        "| emulator CPU s | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sc["contenders"].values():
         m = c.get("median", {})
@@ -104,9 +130,9 @@ def _scenario_table(key: str, sc: dict[str, Any], seed_rps: float | None) -> lis
                     f"| {c['label']} | {status} | - | - | - | - | orjson "
                     f"{_fmt(m['orjson_cpu_s'], 3)}; stdlib {_fmt(m['stdlib_cpu_s'], 3)} | orjson "
                     f"{_fmt(m['orjson_cpu_s_per_100k'], 3)}; stdlib "
-                    f"{_fmt(m['stdlib_cpu_s_per_100k'], 3)} | - | - | {notes} |")
+                    f"{_fmt(m['stdlib_cpu_s_per_100k'], 3)} | - | - | - | - | {notes} |")
             else:
-                lines.append(f"| {c['label']} | {status} | | | | | | | | | {notes} |")
+                lines.append(f"| {c['label']} | {status} | | | | | | | | | | | {notes} |")
             continue
         extra = []
         if m.get("throttled"):
@@ -122,8 +148,23 @@ def _scenario_table(key: str, sc: dict[str, Any], seed_rps: float | None) -> lis
         lines.append(
             f"| {c['label']} | {status} | {wall} | {vs_bound} | {_fmt(m.get('records_per_s'), 0)}"
             f" | {vs_seed} | {_fmt(m.get('cpu_s'))} | {_fmt(m.get('cpu_s_per_100k'), 3)}"
+            f" | {_fmt(m.get('gc_s_per_100k'), 3)} | {_fmt(m.get('requests_per_chunk'), 2)}"
             f" | {_fmt(m.get('rss_peak_mib'), 0)} | {_fmt(m.get('emulator_cpu_s'))} | {notes} |"
         )
+    if key == "loop_stall":
+        lines += ["", "| contender | worst stall ms | net of GC ms | p99 ms | GC passes "
+                  "| longest GC pass ms | the five worst stalls (median run): what ran |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in sc["contenders"].values():
+            m = c.get("median", {})
+            good = sorted((r for r in c["runs"] if r.get("ok")),
+                          key=lambda r: r.get("stall_worst_ms", 0))
+            top = "<br>".join(good[len(good) // 2].get("stall_top", [])) if good else ""
+            lines.append(
+                f"| {c['label']} | {_fmt(m.get('stall_worst_ms'), 1)}"
+                f" | {_fmt(m.get('stall_worst_no_gc_ms'), 1)} | {_fmt(m.get('stall_p99_ms'), 1)}"
+                f" | {_fmt(m.get('stall_gc_passes'), 0)} | {_fmt(m.get('stall_gc_longest_ms'), 1)}"
+                f" | {top.replace('|', '/')} |")
     return [*lines, ""]
 
 
@@ -140,7 +181,7 @@ def to_markdown(results: dict[str, Any], chart: str | None) -> str:
         f"on {meta['cpus']} CPUs ({meta['platform']}); {versions}.",
         *[
             f"Rerun on {r['started_at']} ({r['repeat']} repetition(s)): "
-            f"{', '.join(r['scenarios'])} (the machine was busy during the first run)."
+            f"{', '.join(r['scenarios'])}, its figures replacing the first run's."
             for r in meta.get("reruns", [])
         ],
         "",
@@ -151,7 +192,8 @@ def to_markdown(results: dict[str, Any], chart: str | None) -> str:
     ]
     for t in targets(results):
         met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
-        measured = "-" if t["measured"] is None else f"{t['measured']:.2f}x"
+        unit = " ms" if "ms" in t["threshold"] else "x"
+        measured = "-" if t["measured"] is None else f"{t['measured']:.2f}{unit}"
         lines.append(f"| {t['target']} | {t['threshold']} | {measured} | {met} | {t['note']} |")
     lines.append("")
     if chart:
@@ -169,7 +211,11 @@ _PANELS = (  # (scenario, field, y label), one panel each
     ("buffer_10x", "wall_s", "makespan, s (red x: failed)"),
     ("memory", "rss_peak_mib", "client peak RSS, MiB"),
     ("small_chunks", "cpu_s_per_100k", "client CPU s per 100k"),
+    ("loop_stall", "stall_worst_ms", "worst event-loop stall, ms"),
 )
+
+
+_COLOURS = {"ours": "#2a7ab9", "hand_loop": "#888888"}  # anything else: the official SDK
 
 
 def _chart(results: dict[str, Any], path: Path) -> bool:
@@ -196,7 +242,7 @@ def _chart(results: dict[str, Any], path: Path) -> bool:
             labels.append(ckey.replace("official_", "off_").replace("_gather", ""))
             value = c.get("median", {}).get(field)
             values.append(value if c["ok"] and value is not None else 0.0)
-            colors.append("#2a7ab9" if c["contender"] == "ours" else "#b9652a")
+            colors.append(_COLOURS.get(c["contender"], "#b9652a"))
             if not c["ok"]:
                 ax.annotate("x", (len(labels) - 1, 0), ha="center", va="bottom", color="red",
                             fontsize=14, fontweight="bold")
@@ -217,7 +263,8 @@ def _chart(results: dict[str, Any], path: Path) -> bool:
                     ax.axhline(value, color=color, ls="--", lw=1, label=f"{name} floor")
             if floor:
                 ax.legend(fontsize=7)
-    fig.suptitle("cspark_async (blue) vs the official cspark SDK (orange): medians of "
+    fig.suptitle("cspark_async (blue) vs the official cspark SDK (orange) and a hand-written "
+                 "loop (grey): medians of "
                  f"{results['meta']['repeat']} run(s), {results['meta']['mode']} mode",
                  fontsize=10)
     fig.tight_layout()

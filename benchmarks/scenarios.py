@@ -94,6 +94,7 @@ def scenarios(quick: bool) -> list[Scenario]:
     buf_n = 2_000 if quick else 20_000
     mem_small, mem_large = (10_000, 100_000) if quick else (100_000, 1_000_000)
     small_n = 4_000 if quick else 40_000
+    stall_n = 5_000 if quick else 50_000
     # 10x: the whole dataset's JSON is ten times the input buffer.
     buf_mb = round(dataset_bytes(buf_n) / 10 / 1_000_000, 4)
     # Tuned for latency: chunks a multiple of W (so the last wave is full) and small enough
@@ -125,6 +126,8 @@ def scenarios(quick: bool) -> list[Scenario]:
             entries=(
                 *_ours({"chunk_size": 1000, "ordered": False}, "chunk 1000, unordered"),
                 *_rivals(),
+                Entry("hand_loop", "hand_loop",
+                      "hand-written aiohttp + orjson loop (chunk 200, 34 out, ordered)"),
                 Entry("floor", "floor", "JSON encode+decode floor (orjson; stdlib)",
                       {"chunk_size": 200}),
             ),
@@ -155,6 +158,22 @@ def scenarios(quick: bool) -> list[Scenario]:
                       {"keep_outputs": False}, n=mem_small, source="generator"),
                 Entry("ours_large", "ours", f"cspark_async, {mem_large:,} records",
                       {"keep_outputs": False}, n=mem_large, source="generator"),
+            ),
+        ),
+        Scenario(
+            key="loop_stall",
+            title=f"Event-loop stalls: {stall_n:,} records of about 2 KB, W = {WORKERS}, L = 0",
+            measures="how late a 1 ms ticker in the client's event loop wakes (worst, p99), "
+            "and what ran during the worst stall",
+            n=stall_n,
+            workers=WORKERS,
+            latency_ms=0.0,
+            entries=(
+                Entry("ours_default", "ours", "cspark_async stream_outputs, defaults",
+                      {"stall": True, "keep_outputs": False}, source="wide"),
+                Entry("ours_chunk2000", "ours", "cspark_async stream_outputs, chunk 2000",
+                      {"stall": True, "keep_outputs": False, "chunk_size": 2000},
+                      source="wide"),
             ),
         ),
         Scenario(

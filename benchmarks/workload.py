@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["HEADER", "SERVICE", "dataset", "dataset_bytes", "id_sum", "row", "rows"]
+__all__ = ["HEADER", "SERVICE", "dataset", "dataset_bytes", "id_sum", "row", "rows", "wide_rows"]
 
 SERVICE = "my-folder/my-service"  # the emulator's echo service: outputs = inputs
 HEADER = ["id", "age", "smoker", "cover", "term", "plan"]
@@ -26,6 +26,16 @@ def rows(n: int) -> Iterator[list[Any]]:
 def dataset(n: int) -> list[list[Any]]:
     """The header row, then `n` rows, in memory (what the official workflow reads from JSON)."""
     return list(rows(n))
+
+
+WIDE_NOTE = 1_950  # characters of padding: a wide record takes about 2 KB of JSON
+
+
+def wide_rows(n: int) -> Iterator[list[Any]]:
+    """Like `rows`, each row padded with a note to about 2 KB of JSON (a wide record)."""
+    yield [*HEADER, "note"]
+    for i in range(n):
+        yield [*row(i), format(i, "x").rjust(WIDE_NOTE, ".")]
 
 
 def dataset_bytes(n: int) -> int:

@@ -59,6 +59,7 @@ class AsyncPipeline:
         self._id = batch_id
         self._http = http
         self._base_url = base_url
+        self._urls: dict[tuple[str, ...], str] = {}
         self._logger = http.logger
         self._state: PipelineState = "open"
         self._ledger = ChunkLedger(batch_id, self._logger)
@@ -222,7 +223,9 @@ class AsyncPipeline:
         Records are read lazily from any iterable or async iterable: dicts, or rows after a
         header row (or with `headers=`). Chunks are pushed concurrently, pulled as soon as
         they finish, and yielded exactly once, in input order unless `ordered=False`.
-        Memory stays proportional to `max_in_flight x chunk_size`.
+        Memory stays proportional to `max_in_flight x chunk_size`. A result's `inputs` are
+        the records as read: the caller's own objects from a list or tuple, copies (one level
+        deep) from any other iterable, which may reuse one object for every record.
 
         Args:
             chunk_size: records per chunk at most; by default about 200, evened out over the
@@ -235,8 +238,10 @@ class AsyncPipeline:
             parameters, summary: the chunks' shared inputs and summary options.
             on_exit: what happens to the server pipeline when the stream stops early or fails:
                 'cancel' (discard what is pending) or 'close' (let it finish).
-            max_chunk_bytes: a chunk's JSON size at most; by default a quarter of the
-                pipeline's input buffer, so no chunk can overflow it.
+            max_chunk_bytes: a chunk's JSON size at most; by default 1 MiB or a quarter of
+                the pipeline's input buffer, whichever is less, so that no chunk can overflow
+                the buffer and none holds the event loop long (a larger record still goes,
+                alone). Small chunks share a POST, and pulls are sized to about 1 MiB.
             stall_timeout: seconds without any result, while records are outstanding (or
                 with every push throttled), before the stream fails with a `StreamError`
                 saying what it waited for; by default the client's (600).
@@ -363,17 +368,20 @@ class AsyncPipeline:
             self._require_open("push to")
         elif self._state == "cancelled":
             raise SparkSdkError(f"batch pipeline {self._id} is cancelled")
-        if not decode:  # an answer nobody reads (a push's status) is not parsed...
-            url = self._base_url.api("batch", self._id, *segments)
-            raw = await self._http.request(method, url, body=body, params=params, max_retries=0)
-            # ...but a page that is not JSON at all (a proxy's login page) is not Spark.
-            kind = raw.headers.get("Content-Type", "")
-            if "json" not in kind.lower():
-                raise raw.invalid(
-                    f"expected JSON, got a body that is not JSON ({kind or 'no content type'})"
-                )
-            return raw, None
+        if not decode:  # an answer the caller does not read is not decoded
+            url = self._url(segments)
+            response = await self._http.request(
+                method, url, body=body, params=params, max_retries=0
+            )
+            return response, None
         return await self._request(method, *segments, body=body, params=params, max_retries=0)
+
+    def _url(self, segments: tuple[str, ...]) -> str:
+        """`batch/{id}/{segments}`, built once per path (a stream asks for the same few)."""
+        url = self._urls.get(segments)
+        if url is None:
+            url = self._urls[segments] = self._base_url.api("batch", self._id, *segments)
+        return url
 
     async def _end(self, how: OnExit) -> None:
         if how == "cancel" and self._state != "cancelled":
@@ -394,7 +402,7 @@ class AsyncPipeline:
         max_retries: int | None = None,
     ) -> tuple[RawResponse, Any]:
         """One call on `batch/{id}/{segments}`: the raw response and its decoded JSON."""
-        url = self._base_url.api("batch", self._id, *segments)
+        url = self._url(segments)
         return await self._http.request_json(
             method, url, body=body, params=params, max_retries=max_retries
         )

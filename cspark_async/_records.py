@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -43,6 +43,10 @@ def at_offset(index: int, rows: bool) -> str:
 def by_index(index: int, rows: bool) -> str:
     """A dataset's name for a record: `row 3` (after the header row) or `record 3`."""
     return f"{'row' if rows else 'record'} {index}"
+
+
+_ROW_TYPES: Final = frozenset({list, tuple})
+_DICT_TYPE: Final = frozenset({dict})
 
 
 class RecordReader:
@@ -105,6 +109,20 @@ class RecordReader:
                 f"followed by rows; got {type(record).__name__}"
             )
         self.count += 1
+        return True
+
+    def check_many(self, records: list[Any]) -> bool:
+        """`check()` in bulk, for records that are not a header row: True when every one fits
+        (they are counted). False, with nothing counted, when one may not, or the form is not
+        known yet: the caller then checks them one at a time, for the exact message."""
+        kinds = set(map(type, records))
+        if self._form == "rows":
+            assert self.header is not None
+            if not kinds <= _ROW_TYPES or not set(map(len, records)) <= {len(self.header)}:
+                return False
+        elif self._form != "objects" or not kinds <= _DICT_TYPE:
+            return False
+        self.count += len(records)
         return True
 
     def read(self, record: Any) -> bytes | None:

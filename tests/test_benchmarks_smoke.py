@@ -24,10 +24,12 @@ EXPECTED = {
         "ours_tuned",
         "official_sync_seed",
         "official_async_gather",
+        "hand_loop",
         "floor",
     },
     "buffer_10x": {"ours_default", "ours_tuned", "official_sync_seed", "official_async_gather"},
     "memory": {"ours_small", "ours_large"},
+    "loop_stall": {"ours_default", "ours_chunk2000"},
     "small_chunks": {
         f"{who}_chunk{size}" for who in ("ours", "official_async") for size in (10, 200, 1000)
     },
@@ -61,6 +63,12 @@ def test_quick_benchmark_runs_and_reports_every_contender(tmp_path: Path) -> Non
             if entry["contender"] == "ours":  # ours must deliver every record, every time
                 assert entry["ok"], (scenario, key, entry["errors"])
                 assert all(r["records_out"] == r["records"] for r in entry["runs"])
-    assert (tmp_path / "results.md").read_text().count("| contender |") == len(EXPECTED)
+    # The hand loop also delivers every record; the stall scenario names what ran.
+    assert all(r["ok"] for r in results["scenarios"]["throughput_bound"]["contenders"][
+        "hand_loop"]["runs"])
+    for entry in results["scenarios"]["loop_stall"]["contenders"].values():
+        assert all(r["stall_ticks"] > 0 and r["stall_cause"] for r in entry["runs"])
+    # One table a scenario, and the stall scenario's own table of stalls.
+    assert (tmp_path / "results.md").read_text().count("| contender |") == len(EXPECTED) + 1
     # The committed results and the README are left alone.
     assert [p.stat().st_mtime_ns if p.exists() else None for p in committed] == before

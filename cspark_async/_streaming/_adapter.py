@@ -19,7 +19,8 @@ OnExit = Literal["cancel", "close"]
 
 
 class Requester(Protocol):
-    """One attempt of a call on `batch/{id}/{segments}`: the raw response and decoded JSON."""
+    """One attempt of a call on `batch/{id}/{segments}`: the raw response and decoded JSON
+    (None with `decode=False`)."""
 
     def __call__(
         self,
@@ -45,11 +46,16 @@ class PipelineAdapter:
         self._end = end
 
     async def push(self, body: bytes) -> None:
-        """`POST chunks`; the answer (a status object) is not needed, so not even parsed."""
-        await self._request("POST", "chunks", body=body, decode=False)
+        """`POST chunks`; the answer (a status object) is not needed by the stream, so it is
+        not decoded (only checked to be one: a proxy's page is still an error)."""
+        raw, _ = await self._request("POST", "chunks", body=body, decode=False)
+        if raw.body[:1] != b"{":
+            raw.json()  # not a status object: a page from a proxy is an error, as ever
 
-    async def pull(self, max_chunks: int) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
-        """`GET chunkresults`: (chunk results, status counters as sent)."""
+    async def pull(
+        self, max_chunks: int
+    ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any], int]:
+        """`GET chunkresults`: (chunk results, status counters as sent, the body's size)."""
         raw, data = await self._request("GET", "chunkresults", params={"max": max_chunks})
         body = _object(raw, data, "{data, status}")
         results, status = body.get("data"), body.get("status")
@@ -57,7 +63,7 @@ class PipelineAdapter:
             results = []  # "if no chunks are available, the method returns the status"
         if not isinstance(results, list) or not all(isinstance(r, Mapping) for r in results):
             raise raw.invalid("'data' is not a list of chunk results")
-        return results, status if isinstance(status, Mapping) else {}
+        return results, status if isinstance(status, Mapping) else {}, len(raw.body)
 
     async def info(self) -> Mapping[str, Any]:
         """`GET batch/{id}`: the `data` object (configuration, summary)."""

@@ -12,9 +12,11 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
+from itertools import islice
 from typing import Any, Final
 
 from attrs import frozen
@@ -82,6 +84,7 @@ class Chunker:
             raise SparkSdkError(f"max_chunk_bytes must be an integer, got {max_chunk_bytes!r}")
         self.headers = None if headers is None else check_header(headers, "headers")
         self.chunk_size = chunk_size
+        self._batch_size = chunk_size  # records read per cut: fewer when records are large
         self.max_chunk_bytes = max_chunk_bytes
         # A record over the chunk cap still goes, alone, if it fits this (the input buffer).
         self.max_record_bytes = max(max_chunk_bytes, max_record_bytes or 0)
@@ -99,7 +102,9 @@ class Chunker:
         """Yield chunks as records are read; at most one chunk's records are held here.
 
         Each record is copied (one level deep) as it is taken: a source that reuses one dict
-        or list for every row still sends, and gets back, each row as it was when read.
+        or list for every row still sends, and gets back, each row as it was when read. A list
+        or tuple of records is the exception: its records are the caller's own objects, never
+        reused, and come back as they are.
 
         Raises:
             RecordError: a record that cannot be sent, with its offset.
@@ -107,6 +112,14 @@ class Chunker:
         reader = RecordReader(self.headers)
         seq = offset = 0
         batch: list[Any] = []
+        if type(records) is list or type(records) is tuple:
+            # Read a chunk at a time, checked and copied in bulk: iterating a list runs no code
+            # of the caller's, so nothing can change a record between reading and copying it
+            # (a generator may reuse one object: it is read one record at a time below).
+            self._batch_size = self._first_batch_size(records)
+            async for chunk in self._chunks_in_bulk(reader, iter(records)):
+                yield chunk
+            return
         async for record in _aiter(records):
             try:
                 if not reader.check(record):
@@ -114,7 +127,7 @@ class Chunker:
             except SparkSdkError as exc:
                 raise RecordError(exc.message, offset=reader.count) from None
             batch.append(_copy(record))
-            if len(batch) >= self.chunk_size:
+            if len(batch) >= self._batch_size:
                 for chunk in self._cut(reader, batch, seq, offset):
                     yield chunk
                     seq += 1
@@ -124,6 +137,55 @@ class Chunker:
             for chunk in self._cut(reader, batch, seq, offset):
                 yield chunk
 
+    def _first_batch_size(self, records: Sequence[Any]) -> int:
+        """`chunk_size`, or fewer when the first records say that many would not fit in a
+        chunk: then each chunk is encoded once, and no oversized batch is encoded (and cut
+        record by record) on the event loop. The median of a few records, so that one large
+        record does not shrink every chunk."""
+        sizes = sorted(len(encode_many(records[i : i + 1]) or b"") for i in range(1, 10))
+        sizes = [size for size in sizes if size] if len(records) > 1 else []
+        if not sizes:
+            return self.chunk_size
+        room = self.max_chunk_bytes - self._fixed - len(encode_many(records[:1]) or b"")
+        return self._fitting(room, sizes[len(sizes) // 2])
+
+    def _fitting(self, room: int, record_bytes: int) -> int:
+        """How many records of `record_bytes` fill about 90% of `room` (at most chunk_size)."""
+        return max(1, min(self.chunk_size, int(0.9 * room / (record_bytes + 1))))
+
+    async def _chunks_in_bulk(
+        self, reader: RecordReader, records: Iterator[Any]
+    ) -> AsyncGenerator[Chunk, None]:
+        """`chunks()` for a list or tuple: `chunk_size` records at a time from it, checked with
+        one call each when they share a type (one at a time otherwise, the header row included,
+        for the exact message)."""
+        seq = offset = 0
+        batch: list[Any] = []
+        while True:
+            wanted = self._batch_size - len(batch)
+            piece = list(islice(records, wanted))
+            if reader.check_many(piece):
+                # Not copied: a list's records are the caller's own objects, which nothing
+                # reuses for the next record; copies would live until each result is handed
+                # over, and the collector's full passes over them cost more than the stream.
+                batch += piece
+            else:
+                for record in piece:
+                    try:
+                        if not reader.check(record):
+                            continue  # the header row
+                    except SparkSdkError as exc:
+                        raise RecordError(exc.message, offset=reader.count) from None
+                    batch.append(record)
+            if len(batch) >= self._batch_size or (batch and len(piece) < wanted):
+                for chunk in self._cut(reader, batch, seq, offset):
+                    yield chunk
+                    seq += 1
+                offset += len(batch)
+                batch = []
+            if len(piece) < wanted:
+                return  # the iterable is exhausted
+
     def _cut(self, reader: RecordReader, batch: list[Any], seq: int, offset: int) -> list[Chunk]:
         """One chunk of `batch`, or several when its JSON is over the byte cap."""
         header, header_json = reader.header, reader.header_json
@@ -132,10 +194,13 @@ class Chunker:
         if encoded is not None and len(encoded) <= limit:
             # The usual case: one orjson call for the whole chunk, not one per record.
             parts = [encoded[1:-1]]
+            if len(encoded) < limit // 2:  # small records again: read more at a time
+                self._batch_size = min(self.chunk_size, 2 * self._batch_size)
             return [self._chunk(seq, offset, batch, parts, header, header_json)]
         chunks: list[Chunk] = []
         start, parts, size = 0, [], 0
         record_limit = limit + self.max_record_bytes - self.max_chunk_bytes
+        sizes: list[int] = []
         for i, record in enumerate(batch):
             try:
                 data = reader.encode(record, offset + i)  # names the record that cannot be sent
@@ -161,6 +226,7 @@ class Chunker:
                 )
                 start, parts, size = i, [], 0
             parts.append(data)
+            sizes.append(len(data))
             size += len(data) + 1
             if size > limit and i + 1 < len(batch):  # an oversized record goes alone
                 chunks.append(
@@ -179,6 +245,10 @@ class Chunker:
                 seq + len(chunks), offset + start, batch[start:], parts, header, header_json
             )
         )
+        # Records this large: read about as many as fit at a time from now on, so that each
+        # chunk is encoded once, and never a whole oversized batch on the event loop.
+        sizes.sort()
+        self._batch_size = self._fitting(limit, sizes[len(sizes) // 2])
         return chunks
 
     def _chunk(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -38,10 +38,10 @@ from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
 from ._chunker import Chunk, Chunker, RecordError, Records
 from ._counters import count
-from ._options import DEFAULT_CHUNK_SIZE, StreamOptions
+from ._options import DEFAULT_CHUNK_SIZE, STALL_CAP_BYTES, StreamOptions
 from ._ordering import ReorderBuffer
 from ._puller import Puller
-from ._pushers import Pushers, transient
+from ._pushers import Pushers, post_bytes, transient
 from ._results import StreamResult, to_result
 from ._state import StreamState
 from ._watchdog import watch
@@ -92,7 +92,6 @@ class Engine:
         self._key_names: tuple[str, ...] = ()
         self._last_progress = self._clock()
         self.last_activity = self._clock()
-        self._last_answer = self._clock()  # any HTTP answer from the server
         self.slowest_round_trip = 0.0
 
     # ---- what the stages read ----------------------------------------------------------
@@ -131,9 +130,10 @@ class Engine:
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         """Stream every record; results go to `send` (the caller owns and closes it)."""
         chunker, window = await self._prepare()
-        self._last_answer = self._clock()
         self._window = window
-        pushers = Pushers(self, self._adapter, window, self._policy)
+        pushers = Pushers(
+            self, self._adapter, window, self._policy, post_bytes(chunker.max_chunk_bytes)
+        )
         puller = Puller(self, self._adapter, self._policy, self._options.pull_max_chunks)
         stall = self.stall_timeout
         # Room for every chunk the window lets out: queueing a re-push never blocks.
@@ -168,9 +168,10 @@ class Engine:
             chunk_size = chunk_size or _balanced_chunk_size(self.state.total_records, workers)
             # Enough chunks to keep every worker busy with one more queued behind each.
             max_in_flight = max_in_flight or min(256, 2 * workers + 2)
-            # A quarter of the buffer per chunk lets several chunks queue without a 429.
+            # A quarter of the buffer per chunk lets several chunks queue without a 429; the
+            # stall cap keeps encoding and decoding one chunk short on the event loop.
             if max_chunk_bytes is None:
-                max_chunk_bytes = max(1024, buffer // 4)
+                max_chunk_bytes = max(1024, min(buffer // 4, STALL_CAP_BYTES))
                 max_record_bytes = buffer  # one big record may still take a chunk to itself
         chunker = opts.chunker(chunk_size, max_chunk_bytes, max_record_bytes)
         # Throttling never starves the workers: the window shrinks no lower than their number.
@@ -214,21 +215,24 @@ class Engine:
 
     # ---- what the pushers report -------------------------------------------------------
 
-    def pushed(self, chunk: Chunk, nbytes: int) -> None:
+    def pushed(self, chunks: Sequence[Chunk], nbytes: int) -> None:
+        """One POST of `nbytes` carrying `chunks` was accepted."""
         assert self._window is not None
-        self._queued.discard(chunk.id)
-        self._last_answer = self._clock()
-        if chunk.id not in self._pending:
-            return  # a re-push whose original result came meanwhile: nothing new out
-        # The latest accepted push: a round trip never includes a recovery's wait.
-        self._pushed_at[chunk.id] = self.last_activity = self._clock()
-        self._window.grow()
+        now = self.last_activity = self._clock()
         state = self.state
-        state.in_flight_limit = self._window.limit
-        state.chunks_pushed += 1
-        state.records_pushed += chunk.records
+        state.pushes += 1
         state.bytes_out += nbytes
-        self._telemetry.chunk_pushed(chunk.id, chunk.records)
+        for chunk in chunks:
+            self._queued.discard(chunk.id)
+            if chunk.id not in self._pending:
+                continue  # a re-push whose original result came meanwhile: nothing new out
+            # The latest accepted push: a round trip never includes a recovery's wait.
+            self._pushed_at[chunk.id] = now
+            self._window.grow()
+            state.chunks_pushed += 1
+            state.records_pushed += chunk.records
+            self._telemetry.chunk_pushed(chunk.id, chunk.records)
+        state.in_flight_limit = self._window.limit
         self._wake.set()
 
     def push_unanswered(self, chunk: Chunk) -> None:
@@ -248,22 +252,20 @@ class Engine:
         return max(policy.retry_after_floor, backoff)
 
     def push_retried(self, chunk: Chunk, exc: SparkError) -> None:
-        if isinstance(exc, SparkApiError):
-            self._last_answer = self._clock()
         self.state.chunks_retried += 1
         self._telemetry.retried(_reason(exc))
         self._log.debug("push of chunk %s failed (%s); retrying", chunk.id, exc)
 
-    def throttled(self, pause: float, exc: SparkError) -> None:
+    def throttled(self, pause: float, exc: SparkError, chunks: int = 1) -> None:
+        """A POST of `chunks` chunks was throttled (refused as a whole)."""
         assert self._window is not None
-        self._last_answer = self._clock()
         state = self.state
         state.throttled += 1
         self._throttles_since_progress += 1
         self._telemetry.throttled(
             "rate_limit" if isinstance(exc, RateLimitError) else "input_buffer_full", pause
         )
-        state.chunks_retried += 1
+        state.chunks_retried += chunks
         self._window.throttle(pause)
         state.in_flight_limit = self._window.limit
 
@@ -278,9 +280,7 @@ class Engine:
         elif isinstance(exc, ConflictError):
             reason = exc.error_message or exc
             why = f"could not be pushed: the batch no longer accepts chunks: {reason}"
-        elif isinstance(exc, NotFoundError):
-            return self.vanished(exc)
-        elif transient(exc):
+        elif transient(exc) or isinstance(exc, NotFoundError):  # (a 404 its status denied)
             why = f"could not be pushed after {attempts} attempt(s): {exc}"
         else:
             return exc  # a credential or request problem: its own error says it best
@@ -288,11 +288,11 @@ class Engine:
 
     # ---- what the puller reports -------------------------------------------------------
 
-    def pulled(self, status: Mapping[str, Any], results: int) -> None:
-        self._last_answer = self._clock()
+    def pulled(self, status: Mapping[str, Any], results: int, nbytes: int = 0) -> None:
         self._counters = status
         state = self.state
         state.pulls += 1
+        state.bytes_in += nbytes
         if not results:
             state.empty_pulls += 1
 
@@ -323,6 +323,7 @@ class Engine:
         except StreamError as exc:
             self._pending[chunk.id] = chunk  # still without a result: in the error's books
             raise self._error(exc.message, chunk) from None
+        del raw  # the decoded result is not held while the consumer takes its turn
         ready = self._reorder.add(chunk.seq, result) if self._options.ordered else [result]
         for item in ready:
             self._with_consumer = True
@@ -384,17 +385,6 @@ class Engine:
             self._queue.send_nowait(chunk)
         self.last_activity = self._clock()
 
-    def check_silence(self, exc: SparkTimeoutError) -> None:
-        """After a pull timed out: fail when the server has not answered anything for a whole
-        timeout, so a dead server costs the caller one timeout, not one per retry. (A slow
-        answer among live ones is retried like any other failure.)"""
-        timeout = self._policy.timeout
-        if timeout is not None and self._clock() - self._last_answer >= timeout:
-            raise self._error(
-                f"the server has not answered for {timeout:g}s (the client's timeout), with "
-                f"{len(self._pending)} chunk(s) outstanding: {exc}"
-            ) from exc
-
     def pull_failed(self, exc: SparkError, attempts: int) -> SparkError:
         if transient(exc) or isinstance(exc, InvalidResponseError):
             return self._error(
@@ -411,7 +401,6 @@ class Engine:
             raise self.vanished(exc) from exc
         except (SparkApiError, SparkConnectionError):
             pass  # no proof either way: counted as a failure by the caller
-        self._last_answer = self._clock()
 
     def ended_locally(self, exc: SparkSdkError) -> StreamError:
         """The pipeline's owner cancelled or closed it (through another handle's verbs) while

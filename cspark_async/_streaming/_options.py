@@ -14,9 +14,12 @@ from ._adapter import OnExit
 from ._chunker import Chunker
 from ._state import StreamState
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "StreamOptions"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "STALL_CAP_BYTES", "StreamOptions"]
 
 DEFAULT_CHUNK_SIZE: Final = 200
+# Bytes of JSON per chunk (by default) and per pull: decoding or building that much takes a
+# few milliseconds, the longest the stream holds the event loop in one go.
+STALL_CAP_BYTES: Final = 1 << 20
 
 
 @frozen(kw_only=True)

@@ -10,10 +10,12 @@ the chunk ids make them safe, and a result that then arrives twice is dropped.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._exceptions import (
@@ -27,13 +29,14 @@ from .._exceptions import (
 from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
 from ._counters import Counters
+from ._options import STALL_CAP_BYTES
 from ._pushers import is_throttle, transient
 from ._results import StreamResult
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["Puller"]
+__all__ = ["Puller", "deliver_sliced"]
 
 _POLL_MIN_S: Final = 0.002
 _POLL_MAX_S: Final = 0.1
@@ -41,6 +44,8 @@ _POLL_MAX_S: Final = 0.1
 _IDLE_BEFORE_REPUSH_S: Final = 0.05
 # Without usable counters: re-push after this much silence, or 4x the slowest chunk seen.
 _QUIET_MIN_S: Final = 2.0
+# Delivering a pull's results without a pause holds the event loop; a pause at least this often.
+_SLICE_S: Final = 0.002
 
 
 class Puller:
@@ -57,6 +62,7 @@ class Puller:
         self._max = pull_max_chunks
         self._idle_pulls = 0
         self._idle_since: float | None = None
+        self._result_bytes = 0.0  # the size of one chunk's result, as last seen
 
     async def run(self, send: MemoryObjectSendStream[StreamResult]) -> None:
         """Pull until every chunk read has been delivered."""
@@ -68,7 +74,7 @@ class Puller:
                 await engine.wait_for_change()
                 continue
             try:
-                results, status = await self._adapter.pull(self._max)
+                results, status, nbytes = await self._adapter.pull(self._next_max())
             except SparkSdkError as exc:  # refused locally: the owner cancelled the pipeline
                 raise engine.ended_locally(exc) from exc
             except (SparkApiError, SparkConnectionError) as exc:
@@ -85,8 +91,6 @@ class Puller:
                     raise  # (an unreadable 200 is a lost answer: its results may be gone)
                 if failures > policy.max_retries:
                     raise engine.pull_failed(exc, failures) from exc
-                if isinstance(exc, SparkTimeoutError):
-                    engine.check_silence(exc)  # a server silent for a whole timeout: give up
                 # The server may have handed results over before the answer was lost.
                 engine.pull_lost(exc)
                 if not isinstance(exc, SparkTimeoutError):  # that one has waited enough
@@ -94,24 +98,50 @@ class Puller:
                     await policy.sleep(policy.delay(failures - 1, retry_after))
                 continue
             failures = throttles = 0
-            engine.pulled(status, len(results))
-            for raw in results:
-                await engine.deliver(raw, send)
+            engine.pulled(status, len(results), nbytes)
             if results:
+                self._learn(nbytes, len(results))
+            got = len(results)
+            await deliver_sliced(engine, results, send)
+            del results  # the decoded pull is not held while we wait for the next one
+            if got:
                 self._idle_pulls = 0
                 self._idle_since = None
                 delay = _POLL_MIN_S
                 if Counters.read(status).chunks_available:
                     continue  # more is ready: no pause
-            else:
-                engine.check_batch(status)
-                if self._recover(status):
-                    continue
+                if engine.outstanding:
+                    # Not woken by each accepted push: results come in waves, and one short
+                    # pause lets a pull take several (fewer requests per chunk).
+                    await anyio.sleep(delay)
+                continue
+            engine.check_batch(status)
+            if self._recover(status):
+                continue
             if engine.outstanding:
                 with anyio.move_on_after(delay) as waited:
                     await engine.wait_for_change()
                 if waited.cancelled_caught:  # nothing happened meanwhile: back off
                     delay = min(_POLL_MAX_S, delay * 2)
+
+    def _next_max(self) -> int:
+        """How many chunks to ask for: the API caps a pull by count only, so the count is
+        sized from the results seen so far to keep a pull near `STALL_CAP_BYTES` (decoding it
+        holds the event loop). Before any result, a result is taken to be as large as its
+        chunk."""
+        per_result = self._result_bytes
+        if not per_result:
+            state = self._engine.state
+            per_result = state.bytes_out / state.chunks_pushed if state.chunks_pushed else 0
+        if per_result <= 0:
+            return self._max
+        return max(1, min(self._max, int(STALL_CAP_BYTES // per_result)))
+
+    def _learn(self, nbytes: int, results: int) -> None:
+        """Up at once when results grow; down halfway when they shrink."""
+        seen = nbytes / results
+        previous = self._result_bytes
+        self._result_bytes = seen if seen >= previous else (seen + previous) / 2
 
     def _recover(self, status: Mapping[str, Any]) -> bool:
         """Ask for a re-push of every outstanding chunk once the server plainly has nothing
@@ -141,3 +171,22 @@ class Puller:
         self._idle_pulls, self._idle_since = 0, None
         engine.repush_outstanding(evidence, limited=counters.known)
         return True
+
+
+async def deliver_sliced(
+    engine: Engine, results: list[Mapping[str, Any]], send: MemoryObjectSendStream[StreamResult]
+) -> None:
+    """Hand a pull's results to the engine, letting other tasks run every `_SLICE_S` (a result
+    held back for ordering is built without awaiting anything).
+
+    Each decoded result is let go of as soon as it is built: held across the consumer's
+    turns, the decoded rows would survive into the collector's oldest generation and make
+    every full collection longer."""
+    clock = time.perf_counter
+    since = clock()
+    results.reverse()  # popped from the end: in order, and no reference kept here
+    while results:
+        await engine.deliver(results.pop(), send)
+        if clock() - since > _SLICE_S:
+            await anyio.lowlevel.checkpoint()
+            since = clock()

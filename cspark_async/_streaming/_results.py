@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any, Final
 
 from attrs import frozen
@@ -62,6 +63,9 @@ class StreamResult:
         ]
 
 
+_LIST: Final = frozenset({list})
+_OBJECT_OR_NULL: Final = frozenset({dict, type(None)})
+
 # The error given to a record for which the server sent neither an output nor an error.
 NO_ANSWER: Final = {
     "error": "NO_RESULT",
@@ -88,13 +92,19 @@ def to_result(
             raise _mangled(chunk, f"has a header row that is not all names: {names!r:.200}")
         width = len(names)
         body = outputs[1:]
-        for i, row in enumerate(body):
-            if row is not None and (not isinstance(row, list) or len(row) != width):
-                what = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
-                raise _mangled(chunk, f"has {what} in output row {i} for {width} columns")
-        rows = [None if row is None else dict(zip(names, row, strict=True)) for row in body]
+        if set(map(type, body)) <= _LIST and set(map(len, body)) <= {width}:
+            # The usual case, checked and built in bulk: every row a list of `width` values.
+            rows = list(map(dict, map(zip, repeat(names), body)))
+        else:
+            for i, row in enumerate(body):
+                if row is not None and (not isinstance(row, list) or len(row) != width):
+                    what = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+                    raise _mangled(chunk, f"has {what} in output row {i} for {width} columns")
+            rows = [None if row is None else dict(zip(names, row, strict=True)) for row in body]
     else:
-        if not all(row is None or isinstance(row, dict) for row in outputs):
+        if not set(map(type, outputs)) <= _OBJECT_OR_NULL and not all(
+            row is None or isinstance(row, dict) for row in outputs
+        ):
             raise _mangled(chunk, "has outputs that are neither objects nor null")
         rows = outputs
     if len(rows) != chunk.records:

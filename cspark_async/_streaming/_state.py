@@ -20,6 +20,7 @@ class StreamState:
     records_read: int = 0
     chunks_read: int = 0
     chunks_pushed: int = 0  # pushes the server acknowledged (a lost answer is not counted)
+    pushes: int = 0  # POSTs the server acknowledged (one may carry several chunks)
     records_pushed: int = 0
     chunks_completed: int = 0
     records_completed: int = 0

@@ -377,6 +377,8 @@ async def _split_head(records: Records, count: int) -> tuple[list[Any], Records]
                 await close_async_iterator(iterator)
 
         return head, rest_async()
+    if type(records) is list or type(records) is tuple:
+        return list(records[:count]), records  # read again from the start: nothing consumed
     sync_iterator = iter(records)
     head.extend(itertools.islice(sync_iterator, count))
     return head, itertools.chain(head, sync_iterator)

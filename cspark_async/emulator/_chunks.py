@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from itertools import pairwise, repeat
 from typing import Any
 
 import orjson
@@ -128,6 +129,8 @@ def _parse_inputs(inputs: list[Any], path: str) -> tuple[list[str] | None, list[
             raise EmulatorError.bad_request(f"{path}[0] (the header row) must hold only strings")
         width = len(header)
         rows = inputs[1:]
+        if set(map(type, rows)) <= {list} and set(map(len, rows)) <= {width}:
+            return header, rows  # the usual case, checked in bulk
         for i, row in enumerate(rows, start=1):
             if not isinstance(row, list):
                 raise EmulatorError.bad_request(
@@ -193,37 +196,39 @@ async def run_chunk(
     Simulated compute (`record_latency_s` per record) is one sleep per chunk, not one per record:
     a worker is busy for the same time, without timer overhead per record.
     """
-    outputs: list[Record | None] = []  # as the service answered: what aggregations read
-    shaped: list[Record | None] = []  # as the chunk result returns them
-    errors: list[Any] = []
-    process_time: list[float] = []
-    latency_ms = record_latency_s * 1000.0
-    compute_ms = 0.0
-    header = chunk.header
-    for row in chunk.rows:
-        record = dict(chunk.parameters)
-        record.update(dict(zip(header, row, strict=True)) if header is not None else row)
-        started = time.perf_counter()
+    records = _records(chunk)
+    n = len(records)
+    outputs: list[Record | None] = [None] * n  # as the service answered: what aggregations read
+    errors: list[Any] = [None] * n
+    shaping = shape is not None and not shape.identity
+    shaped: list[Record | None] = [None] * n if shaping else outputs  # as returned
+    fn = service.fn
+    clock = time.perf_counter
+    stamps = [clock()]  # a record's compute time is the gap between two stamps
+    for i, record in enumerate(records):
         try:
-            result = service.fn(record)
-            if inspect.isawaitable(result):
-                result = await result
-            if not isinstance(result, dict):
-                raise TypeError(f"service returned {_kind(result)}, expected an object")
-            outputs.append(result)
-            shaped.append(
-                result if shape is None or shape.identity else shape.apply(record, result)
-            )
-            errors.append(None)
+            result = fn(record)
+            if type(result) is not dict:  # the common case costs one check
+                if inspect.isawaitable(result):
+                    result = await result
+                if not isinstance(result, dict):
+                    raise TypeError(f"service returned {_kind(result)}, expected an object")
+            if shaping:
+                assert shape is not None
+                shaped[i] = shape.apply(record, result)
+            outputs[i] = result
         except Exception as exc:  # a failing record never fails the chunk
-            outputs.append(None)
-            shaped.append(None)
-            errors.append({"error_type": type(exc).__name__, "message": str(exc)})
-        elapsed = (time.perf_counter() - started) * 1000.0 + latency_ms
-        compute_ms += elapsed
-        process_time.append(round(elapsed, 3))
-    if record_latency_s > 0 and chunk.rows:
-        await asyncio.sleep(record_latency_s * len(chunk.rows))
+            outputs[i] = shaped[i] = None
+            errors[i] = {"error_type": type(exc).__name__, "message": str(exc)}
+        stamps.append(clock())
+    latency_ms = record_latency_s * 1000.0
+    process_time = [
+        round((after - before) * 1000.0 + latency_ms, 3)
+        for before, after in pairwise(stamps)
+    ]
+    compute_ms = (stamps[-1] - stamps[0]) * 1000.0 + latency_ms * n
+    if record_latency_s > 0 and n:
+        await asyncio.sleep(record_latency_s * n)
 
     try:
         return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
@@ -236,6 +241,16 @@ async def run_chunk(
                 outputs[i] = shaped[i] = None
                 errors[i] = {"error_type": "TypeError", "message": f"output is not JSON: {exc}"}
         return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
+
+
+def _records(chunk: InputChunk) -> list[Record]:
+    """Each row as the record the service gets: the chunk's parameters, then the row's values
+    (a row's value wins), built in bulk. Rows were checked against the header on the way in."""
+    params, header = chunk.parameters, chunk.header
+    if header is not None:
+        records: list[Record] = list(map(dict, map(zip, repeat(header), chunk.rows)))
+        return [{**params, **r} for r in records] if params else records
+    return [{**params, **row} for row in chunk.rows] if params else list(map(dict, chunk.rows))
 
 
 def failed_outcome(chunk: InputChunk, exc: Exception) -> ChunkOutcome:
@@ -253,7 +268,7 @@ def _outcome(
     compute_ms: float,
     shaped: list[Record | None] | None = None,
 ) -> ChunkOutcome:
-    failed = sum(e is not None for e in errors)
+    failed = len(errors) - errors.count(None)
     summary = chunk.summary
     summary_output, chunk_failed = _aggregate(summary, outputs, failed)
     result_doc: dict[str, Any] = {"id": chunk.id, "summary_output": summary_output}
@@ -280,6 +295,11 @@ def _shape_outputs(array_form: bool, outputs: list[Record | None]) -> list[Any]:
     """Outputs mirror the input form: a header row plus value rows for JSON-array input."""
     if not array_form:
         return outputs
+    if outputs and None not in outputs:
+        # The usual case: every output has the first one's keys in its order; values in bulk.
+        names = list(outputs[0])  # type: ignore[arg-type]
+        if all(map(names.__eq__, map(list, outputs))):  # type: ignore[arg-type]
+            return [names, *map(list, map(dict.values, outputs))]  # type: ignore[arg-type]
     header: dict[str, None] = {}
     for out in outputs:
         if out is not None:

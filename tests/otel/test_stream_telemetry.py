@@ -134,7 +134,9 @@ async def test_a_stream_under_the_sdk_yields_its_span_and_metrics(telemetry: Tel
         emu.client() as spark,
     ):
         records = [{"n": n} for n in range(100)]
-        async for _ in spark.batches.stream_outputs("f/half", records, chunk_size=10):
+        # Two chunks out at most: one chunk per POST, so that the 429s hit several pushes.
+        stream = spark.batches.stream_outputs("f/half", records, chunk_size=10, max_in_flight=2)
+        async for _ in stream:
             pass
         assert emu.faults.injected.get("rate_limit", 0) > 0
     (stream,) = telemetry.spans("spark.batches.stream")

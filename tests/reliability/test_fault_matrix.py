@@ -82,7 +82,13 @@ CASES = [
         faults(rate_limit=0.3, retry_after=0.005, endpoints={"push", "pull"}),
         shows="throttled",
     ),
-    Case("5xx at 5%", faults(server_error=0.05), shows="chunks_retried"),
+    # Small chunks: several travel in one POST, and at 5% a fault must still hit some pushes.
+    Case(
+        "5xx at 5%",
+        faults(server_error=0.05),
+        stream={"chunk_size": 10},
+        shows="chunks_retried",
+    ),
     Case("5xx at 20%", faults(server_error=0.2, seed=7), shows="chunks_retried"),
     Case("resets before the request is applied", faults(reset_before=0.1), shows="chunks_retried"),
     Case(
