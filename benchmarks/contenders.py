@@ -38,7 +38,7 @@ def _split(url: str) -> tuple[str, str]:
 
 def _describe(exc: BaseException) -> str:
     """One short line. The official SDK's str() holds the whole request, headers and API key
-    included (wire-protocol.md §6.13), so only its message and the server's error are kept."""
+    included (the official SDK puts the request headers in its error text), so only its message and the server's error are kept."""
     text = getattr(exc, "message", None) or str(exc)
     response = getattr(getattr(exc, "cause", None), "response", None)
     body = getattr(response, "body", None) or getattr(response, "raw", None)
@@ -111,11 +111,11 @@ def ours(url: str, records: Iterable[Any], opts: dict[str, Any]) -> Outcome:
     return _run(lambda o: _ours(url, records, opts, o), out)
 
 
-# ---- 2. official cspark, sync Client, the seed's documented workflow --------------------------
+# ---- 2. official cspark, sync Client, the documented workflow example ------------------------
 
 
 def official_sync_seed(url: str, records: Iterable[Any], opts: dict[str, Any]) -> Outcome:
-    """The seed's "Workflow Example" (`create_and_run`), line for line, with three changes, all
+    """The official documentation's "Workflow Example" (`create_and_run`), line for line, with three changes, all
     stated in benchmarks/README.md: the dataset arrives as a list instead of `json.load`, the
     outputs stay in memory instead of `json.dump`, and the loop also runs while outputs are still
     available (verbatim, it stops once every record is *computed*, dropping what is still in the
@@ -133,7 +133,7 @@ def official_sync_seed(url: str, records: Iterable[Any], opts: dict[str, Any]) -
             c = status["records_completed"]
             print(f"{msg} :: {a} of {b} records submitted ({c} processed)")
 
-        data = records  # the seed: json.load(f) of path/to/inputs.json
+        data = records  # the documented example: json.load(f) of path/to/inputs.json
         chunks = Spark.create_chunks(data, chunk_size=chunk_size)
 
         if len(chunks) == 0:
@@ -176,7 +176,7 @@ def official_sync_seed(url: str, records: Iterable[Any], opts: dict[str, Any]) -
                 time.sleep(poll_s)
         except Exception as e:
             print(e)
-            out.error = _describe(e)  # the seed only prints it; the benchmark records it
+            out.error = _describe(e)  # the example only prints it; the benchmark records it
         finally:
             state = pipeline.dispose()
             print(state.data)
@@ -184,7 +184,7 @@ def official_sync_seed(url: str, records: Iterable[Any], opts: dict[str, Any]) -
             out.outputs = results
 
     spark = Spark.Client(base_url=Spark.BaseUrl(root, tenant), api_key="bench", logger=False)
-    with spark:  # the seed's `with spark.batches as b:` does not exist in cspark 0.3.x
+    with spark:  # the documented `with spark.batches as b:` does not exist in cspark 0.3.x
         create_and_run(spark.batches)
     return out
 

@@ -1,4 +1,4 @@
-"""cspark-async benchmarks: every scenario of issue 7, every contender, one command.
+"""cspark-async benchmarks: every scenario, every contender, one command.
 
     python benchmarks/run.py [--quick] [--repeat N] [--out DIR] [--only SCENARIO ...]
                              [--profile SCENARIO]

@@ -1,4 +1,4 @@
-"""The scenarios of issue 7: emulator settings, dataset size and the contenders of each, in a
+"""The benchmark scenarios: emulator settings, dataset size and the contenders of each, in a
 full and a `--quick` size. Pure data plus the bounds; running them is `run.py`'s job."""
 
 from __future__ import annotations
