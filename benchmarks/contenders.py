@@ -38,7 +38,7 @@ def _split(url: str) -> tuple[str, str]:
 
 def _describe(exc: BaseException) -> str:
     """One short line. The official SDK's str() holds the whole request, headers and API key
-    included (the official SDK puts the request headers in its error text), so only its message and the server's error are kept."""
+    included, so only its message and the server's error are kept."""
     text = getattr(exc, "message", None) or str(exc)
     response = getattr(getattr(exc, "cause", None), "response", None)
     body = getattr(response, "body", None) or getattr(response, "raw", None)
@@ -115,11 +115,12 @@ def ours(url: str, records: Iterable[Any], opts: dict[str, Any]) -> Outcome:
 
 
 def official_sync_seed(url: str, records: Iterable[Any], opts: dict[str, Any]) -> Outcome:
-    """The official documentation's "Workflow Example" (`create_and_run`), line for line, with three changes, all
-    stated in benchmarks/README.md: the dataset arrives as a list instead of `json.load`, the
-    outputs stay in memory instead of `json.dump`, and the loop also runs while outputs are still
-    available (verbatim, it stops once every record is *computed*, dropping what is still in the
-    output buffer: at L = 0 that is every output). Its prints go to the child's /dev/null."""
+    """The official documentation's "Workflow Example" (`create_and_run`), line for line, with
+    three changes, all stated in benchmarks/README.md: the dataset arrives as a list instead of
+    `json.load`, the outputs stay in memory instead of `json.dump`, and the loop also runs
+    while outputs are still available (verbatim, it stops once every record is *computed*,
+    dropping what is still in the output buffer: at L = 0 that is every output). Its prints go
+    to the child's /dev/null."""
     import cspark.sdk as Spark
 
     chunk_size = opts.get("chunk_size", 150)
