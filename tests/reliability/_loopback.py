@@ -54,12 +54,15 @@ class Loopback:
 
 
 @asynccontextmanager
-async def loopback(handler: Handler) -> AsyncIterator[Loopback]:
-    """Serve `handler` on a free loopback port for the duration of the block."""
+async def loopback(handler: Handler, *, shutdown_timeout: float = 60.0) -> AsyncIterator[Loopback]:
+    """Serve `handler` on a free loopback port for the duration of the block (handlers still
+    running at the end get `shutdown_timeout` seconds)."""
     server = Loopback(handler)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server._dispatch)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -339,25 +339,21 @@ async def test_a_batch_gone_for_good_is_reported_as_vanished() -> None:
             await collect(pipeline.stream_outputs(records(500), chunk_size=10))
 
 
-async def test_pushes_refused_with_5xx_for_long_name_the_record_range() -> None:
-    async def rule(exchange: Exchange) -> web.StreamResponse | None:
-        if exchange.kind == "push":
-            return json_response({"error": {"code": "BOOM", "message": "down"}}, 503)
-        return None
+async def refuse_pushes(exchange: Exchange) -> web.StreamResponse | None:
+    if exchange.kind == "push":
+        return json_response({"error": {"code": "BOOM", "message": "down"}}, 503)
+    return None
 
-    async with lying(rule) as (_emu, _server, spark):
+
+async def test_pushes_refused_with_5xx_for_long_name_the_record_range() -> None:
+    async with lying(refuse_pushes) as (_emu, _server, spark):
         pipeline = await new_pipeline(spark)
         with pytest.raises(sdk.StreamError, match=r"\(records 0-9\) could not be pushed after 3"):
             await collect(pipeline.stream_outputs(records(10), chunk_size=10))
 
 
 async def test_max_retries_zero_holds_for_streams() -> None:
-    async def rule(exchange: Exchange) -> web.StreamResponse | None:
-        if exchange.kind == "push":
-            return json_response({"error": {"code": "BOOM", "message": "down"}}, 503)
-        return None
-
-    async with lying(rule, max_retries=0) as (_emu, server, spark):
+    async with lying(refuse_pushes, max_retries=0) as (_emu, server, spark):
         pipeline = await new_pipeline(spark)
         with pytest.raises(sdk.StreamError, match="after 1 attempt"):
             await collect(pipeline.stream_outputs(records(10), chunk_size=10))
