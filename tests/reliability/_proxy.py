@@ -7,6 +7,7 @@ the way back (malformed 200s, odd counters), drop it (a lost answer), answer wit
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,12 @@ from attrs import define, field
 
 from ._loopback import loopback
 
-__all__ = ["Exchange", "FakeClock", "Proxy", "kind_of", "proxy"]
+__all__ = ["Exchange", "FakeClock", "Proxy", "kind_of", "proxy", "timeout", "timeout_at"]
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout, timeout_at
+else:  # the backport asyncio.timeout() came from (aiohttp installs it there)
+    from async_timeout import timeout, timeout_at
 
 # What a rule returns: a response for the client, or None to forward the request as it is.
 Rule = Callable[["Exchange"], Awaitable[web.StreamResponse | None]]

@@ -22,7 +22,7 @@ from aiohttp import web
 from cspark_async import AsyncClient
 from cspark_async.emulator import Emulator
 
-from ._proxy import Exchange, proxy
+from ._proxy import Exchange, proxy, timeout_at
 
 POINTS = int(os.environ.get("CSPARK_CANCEL_POINTS", "200"))
 RECORDS = 3000
@@ -75,9 +75,9 @@ async def cancel_once(
     if way == "asyncio.timeout":
         deadline = loop.time() + delay
         try:
-            async with asyncio.timeout_at(deadline):
+            async with timeout_at(deadline):
                 await consume(spark, one_call, batch_id)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError itself on 3.11+
             pass
         return max(0.0, loop.time() - deadline)
     if way == "move_on_after":
