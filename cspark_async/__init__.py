@@ -73,6 +73,12 @@ from ._models import (
 from ._pipeline import AsyncPipeline
 from ._policy import RetryPolicy
 from ._response import ApiResponse
+from ._streaming._checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    FileCheckpoint,
+    SkippableRecords,
+)
 from ._streaming._results import StreamResult
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
@@ -103,6 +109,8 @@ __all__ = [
     "BatchStatusValue",
     "BatchSummary",
     "BatchSummaryJSON",
+    "CheckpointError",
+    "CheckpointStore",
     "ChunkData",
     "ChunkResult",
     "ChunkResultJSON",
@@ -111,6 +119,7 @@ __all__ = [
     "create_chunks",
     "CreateOptions",
     "DuplicatePolicy",
+    "FileCheckpoint",
     "ForbiddenError",
     "GatewayTimeoutError",
     "InternalServerError",
@@ -131,6 +140,7 @@ __all__ = [
     "ResultStream",
     "RetryPolicy",
     "ServiceUnavailableError",
+    "SkippableRecords",
     "SparkApiError",
     "SparkConnectionError",
     "SparkError",

@@ -95,19 +95,27 @@ class Chunker:
                 "the chunk's parameters and summary"
             )
 
-    async def chunks(self, records: Records) -> AsyncGenerator[Chunk, None]:
+    async def chunks(
+        self, records: Records, *, seq: int = 0, offset: int = 0, skip: int = 0
+    ) -> AsyncGenerator[Chunk, None]:
         """Yield chunks as records are read; at most one chunk's records are held here.
 
         Each record is copied (one level deep) as it is taken: a source that reuses one dict
         or list for every row still sends, and gets back, each row as it was when read.
 
+        A resumed stream starts at chunk `seq` and record `offset` (where a chunk_size group
+        began): `skip` records are first read past (a header row still counts as one), or
+        the source already starts there (`skip=0`).
+
         Raises:
             RecordError: a record that cannot be sent, with its offset.
         """
         reader = RecordReader(self.headers)
-        seq = offset = 0
         batch: list[Any] = []
-        async for record in _aiter(records):
+        source = _aiter(records)
+        if skip:
+            await _skip(reader, source, skip)
+        async for record in source:
             try:
                 if not reader.check(record):
                     continue  # the header row
@@ -194,6 +202,18 @@ class Chunker:
         rows = [header_json, *parts] if header_json is not None else parts
         body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
+
+
+async def _skip(reader: RecordReader, source: AsyncIterator[Any], count: int) -> None:
+    """Read past `count` records (checked, so that a header row is still taken as one)."""
+    skipped = 0
+    while skipped < count:
+        try:
+            record = await anext(source)
+        except StopAsyncIteration:
+            return
+        if reader.check(record):
+            skipped += 1
 
 
 class RecordError(SparkSdkError):
