@@ -302,7 +302,7 @@ def test_stdin_to_stdout_as_a_real_process() -> None:
     assert [orjson.loads(x)["output"]["k"] for x in proc.stdout.splitlines()] == list(range(20))
 
 
-def test_the_output_is_never_the_input_and_a_failed_run_keeps_the_old_output(
+def test_the_output_is_never_the_input_and_an_existing_output_is_kept(
     tmp_path: Path,
 ) -> None:
     source = write_csv(tmp_path / "in.csv", 5)
@@ -312,11 +312,17 @@ def test_the_output_is_never_the_input_and_a_failed_run_keeps_the_old_output(
     assert len(source.read_text().splitlines()) == 6  # untouched
     out = tmp_path / "out.jsonl"
     out.write_text('{"previous": "results"}\n')
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate")
+    assert result.exit_code == 2
+    assert "already exists and is not empty: --force replaces it" in result.stderr
+    assert out.read_text() == '{"previous": "results"}\n'
+    # A new run that fails before its first record leaves nothing behind.
+    out.unlink()
     result = invoke("run", "nope/missing", "-i", str(source), "-o", str(out), "--emulate")
     assert result.exit_code == 1
     assert "SERVICE_NOT_FOUND" in result.stderr
-    assert out.read_text() == '{"previous": "results"}\n'  # a run that wrote nothing
-    assert not (tmp_path / "out.jsonl.partial").exists()
+    assert not out.exists()
+    assert not (tmp_path / "out.jsonl.checkpoint").exists()
 
 
 def test_csv_output_keeps_columns_the_header_did_not_name(tmp_path: Path) -> None:
