@@ -7,7 +7,6 @@ import csv
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,47 +190,6 @@ def standalone() -> Iterator[str]:
 def describe(base_url: str) -> Any:
     with urllib.request.urlopen(base_url + "/api/v4/batch/status", timeout=5) as resp:
         return orjson.loads(resp.read())
-
-
-def test_ctrl_c_cancels_the_batch_and_leaves_a_valid_file(tmp_path: Path, standalone: str) -> None:
-    source = write_csv(tmp_path / "in.csv", 200_000)
-    out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cspark_async.cli",
-            "run",
-            ECHO,
-            "-i",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            standalone,
-            "--api-key",
-            "k",
-            "--chunk-size",
-            "50",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    partial = tmp_path / "out.jsonl.partial"  # written beside the target, moved there at the end
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 20_000):
-        time.sleep(0.05)
-    assert partial.exists()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130, stderr
-    assert "interrupted:" in stderr
-    assert "cancelled" in stderr
-    lines = jsonl(out)  # every line whole: the file is valid up to the last record written
-    assert 0 < len(lines) < 200_000
-    assert [line["offset"] for line in lines] == list(range(len(lines)))
-    (batch,) = describe(standalone)["recent_batches"]
-    assert batch["data"]["batch_status"] == "cancelled"
 
 
 def test_describe_status_and_cancel(tmp_path: Path, standalone: str) -> None:
