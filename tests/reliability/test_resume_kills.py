@@ -29,7 +29,8 @@ def test_killed_and_resumed_jobs_end_byte_identical(variant: list[str]) -> None:
     assert result["identical"], done.stderr
     assert done.returncode == 0
     assert result["kills"] >= 1, done.stderr  # at least one kill landed mid-job
-    # What the server computed twice stays within the in-flight window, per kill.
-    assert 0 <= result["extra_computed_per_kill"] <= result["in_flight_window_records"]
+    # Computed twice, per kill: the in-flight window, plus what was committed while the last
+    # checkpoint save was under way (the save trails the commits by about one fsync).
+    assert 0 <= result["extra_computed_per_kill"] <= 2 * result["in_flight_window_records"]
     if "--batch-timeout" in variant:
         assert result["batches"] >= 2  # a timed-out batch was replaced by a fresh one

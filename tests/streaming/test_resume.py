@@ -270,3 +270,35 @@ async def test_a_batch_the_server_forgot_is_refused(tmp_path: Path) -> None:
     ):
         with pytest.raises(CheckpointError, match="no longer knows"):
             await consume(stream(spark, store, records(100)))
+
+
+async def test_the_readme_recipe_writes_every_record_once_across_crashes(
+    stack: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The README's ingestion recipe, crashing twice (once mid-line) before completing."""
+    store = FileCheckpoint(tmp_path / "prices.jsonl.checkpoint")
+    target = tmp_path / "prices.jsonl"
+
+    async def job(spark: AsyncClient, crash_after: int | None) -> None:
+        with target.open("ab") as out:
+            async with stream(spark, store, records(600)) as results:
+                out.truncate((results.checkpoint_meta or {}).get("bytes", 0))
+                async for result in results:
+                    for offset, _, output, _ in result.items():
+                        out.write(orjson.dumps({"offset": offset, "output": output}) + b"\n")
+                    out.flush()
+                    results.commit({"bytes": out.tell()})
+                    if crash_after is not None and result.offset >= crash_after:
+                        out.write(b'{"offset": 1')  # dies mid-line, after the commit
+                        out.flush()
+                        return
+
+    async with stack() as (emu, spark):
+        await job(spark, crash_after=100)
+        await job(spark, crash_after=400)
+        await job(spark, crash_after=None)
+        await store.clear()
+    lines = [orjson.loads(line) for line in target.read_bytes().splitlines()]
+    assert [line["offset"] for line in lines] == list(range(600))
+    assert [line["output"]["n"] for line in lines] == list(range(600))
+    assert not (tmp_path / "prices.jsonl.checkpoint").exists()
