@@ -98,7 +98,8 @@ def command(source: Path, out: Path, base_url: str, *extra: str) -> list[str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     how = signal.SIGINT if args.signal == "int" else signal.SIGKILL
-    idle_timeout = 0.5 if args.batch_timeout else 1800.0
+    # Long enough that a live run never idles out; each kill then waits it out.
+    idle_timeout = args.idle_timeout if args.batch_timeout else 1800.0
     with tempfile.TemporaryDirectory(prefix="resume-kills-") as tmp:
         work = Path(tmp)
         source, reference, out = work / "in.csv", work / "reference.jsonl", work / "out.jsonl"
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--signal", choices=("kill", "int"), default="kill")
     parser.add_argument("--batch-timeout", action="store_true", help="the batch times out")
+    parser.add_argument("--idle-timeout", type=float, default=2.0, help="with --batch-timeout")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--latency-ms", type=float, default=0.02)
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")

@@ -77,7 +77,7 @@ from ._streaming._checkpoint import (
     CheckpointError,
     CheckpointStore,
     FileCheckpoint,
-    SkippableRecords,
+    SeekableRecords,
 )
 from ._streaming._results import StreamResult
 from ._streaming._state import StreamState
@@ -139,8 +139,8 @@ __all__ = [
     "RequestTimeoutError",
     "ResultStream",
     "RetryPolicy",
+    "SeekableRecords",
     "ServiceUnavailableError",
-    "SkippableRecords",
     "SparkApiError",
     "SparkConnectionError",
     "SparkError",

@@ -36,7 +36,7 @@ __all__ = [
     "Checkpointer",
     "Chunking",
     "FileCheckpoint",
-    "SkippableRecords",
+    "SeekableRecords",
     "checkpointer",
 ]
 
@@ -65,11 +65,16 @@ class CheckpointStore(Protocol):
 
 
 @runtime_checkable
-class SkippableRecords(Protocol):
-    """Records that can start past the first `count` without reading them (a file that
-    seeks to a byte offset); a resumed stream asks for that instead of reading past them."""
+class SeekableRecords(Protocol):
+    """Records that can start again at a record without reading those before it (a file that
+    seeks to a byte offset). As chunks are cut, the stream asks `tell(count)` where record
+    `count` starts (a JSON-able position, or None when the source is not right there) and
+    keeps the answer in its checkpoint; a resume calls `seek(count, position)` instead of
+    reading past `count` records."""
 
-    def skip_records(self, count: int) -> Records: ...
+    def tell(self, count: int) -> Any: ...
+
+    def seek(self, count: int, position: Any) -> Records: ...
 
 
 class FileCheckpoint:
@@ -217,6 +222,8 @@ class Checkpointer:
         self._old_read_before = 0  # ... by the process that stopped
         # Where each chunk_size group began (seq -> record offset): a resume starts there.
         self._starts: dict[int, int] = {0: 0}
+        self._source: SeekableRecords | None = None
+        self._positions: dict[int, Any] = {}  # record offset -> the source's position there
         self._handed: list[tuple[int, int]] = []  # (seq, records) yielded, not committed
         self._dirty: anyio.Event | None = None  # made by the writer, in its event loop
         self._saved_version = self._version = 0
@@ -255,6 +262,8 @@ class Checkpointer:
             self._above = {_int(seq) for seq in position["above"]}
             resume = position["resume"]
             self._starts = {_int(resume[0]): _int(resume[1])}
+            if loaded.get("input_position") is not None:
+                self._positions[_int(resume[1])] = loaded["input_position"]
             self._records = _int(position["records"])
             self._read_before = self._old_read_before = _int(loaded["read_before"])
             self.complete = loaded["complete"] is True
@@ -338,12 +347,17 @@ class Checkpointer:
     def first_unfinished(self) -> int:
         return self._below
 
+    def watch(self, records: Records) -> None:
+        """The caller's records, as given: a `SeekableRecords` is asked for positions."""
+        self._source = records if isinstance(records, SeekableRecords) else None
+
     def resume(self, records: Records) -> tuple[Records, dict[str, int]]:
         """The records to read, and where the chunker starts in them: a source that can
-        seek (`SkippableRecords`) starts at the resume point; any other is read past it."""
+        seek (`SeekableRecords`) starts at the resume point; any other is read past it."""
         seq, offset = self.resume_point
-        if offset and isinstance(records, SkippableRecords):
-            return records.skip_records(offset), {"seq": seq, "offset": offset}
+        position = self._positions.get(offset)
+        if offset and position is not None and self._source is not None:
+            return self._source.seek(offset, position), {"seq": seq, "offset": offset}
         return records, {"seq": seq, "offset": offset, "skip": offset}
 
     @property
@@ -355,8 +369,15 @@ class Checkpointer:
     def read(self, chunk: Chunk) -> bool:
         """A chunk was cut; False when it was committed before (not to be sent again)."""
         assert self.chunking is not None
-        if chunk.offset % self.chunking.chunk_size == 0:
+        size = self.chunking.chunk_size
+        if chunk.offset % size == 0:
             self._starts[chunk.seq] = chunk.offset
+        end = chunk.offset + chunk.records
+        if self._source is not None and end % size == 0 and end not in self._positions:
+            # The chunker has read this group and not one record more: the source is at `end`.
+            position = self._source.tell(end)
+            if position is not None:
+                self._positions[end] = position
         if chunk.seq < self._below or chunk.seq in self._above:
             return False
         self._read_before = max(self._read_before, chunk.seq + 1)
@@ -386,6 +407,9 @@ class Checkpointer:
         start = max(s for s in self._starts if s <= self._below)
         for seq in [s for s in self._starts if s < start]:
             del self._starts[seq]
+        first = self._starts[start]
+        for offset in [o for o in self._positions if o < first]:
+            del self._positions[offset]
         self._version += 1
         if self._dirty is not None:
             self._dirty.set()
@@ -435,6 +459,7 @@ class Checkpointer:
                 "resume": [seq, offset],
                 "records": self._records,
             },
+            "input_position": self._positions.get(offset),
             "read_before": self._read_before,
             "complete": self.complete,
             "meta": self.meta,

@@ -90,6 +90,8 @@ class ResultStream:
     ) -> None:
         check_records(records)
         self._checkpoint = checkpoint
+        if checkpoint is not None:
+            checkpoint.watch(records)
         self._policy = policy
         self._telemetry = stream_telemetry(service, clock=policy.clock)
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)

@@ -164,10 +164,9 @@ async def run_job(
     )
     meta = job.meta if job is not None else None
     summary.resumable = job is not None
-    suppress = int(meta["skipped"]) if meta else 0  # bad rows already in --errors
     if meta:
         summary.records, summary.failed = int(meta["records"]), int(meta["failed"])
-        summary.skipped = suppress
+        summary.skipped = int(meta["skipped"])
         summary.resumed = summary.records
     with (
         _writers(output_path, output_format, errors_path, job) as (out, errors),
@@ -175,10 +174,6 @@ async def run_job(
     ):
 
         def skip(row: BadRow) -> None:
-            nonlocal suppress
-            if suppress:  # reported by the run this one resumes
-                suppress -= 1
-                return
             summary.skipped += 1
             if errors is not None:
                 errors.write(row.as_error())
@@ -192,6 +187,7 @@ async def run_job(
             on_bad_row=source.on_bad_row,
             bad_rows=skip,
         )
+        reader.reported = summary.skipped  # in --errors already: not reported again
         records = reader if total is None else Counted(reader, total)
 
         def progress(state: StreamState) -> None:
@@ -238,6 +234,7 @@ async def run_job(
                 summary.batch_status = await _final_status(spark, summary.batch_id, wait_s=0)
                 raise
             finally:
+                reader.close()
                 summary.batch_id = stream.batch_id
                 summary.seconds = time.monotonic() - started
             summary.batch_status = await _final_status(

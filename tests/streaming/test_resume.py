@@ -185,21 +185,27 @@ async def test_meta_is_saved_with_the_position_it_belongs_to(
 
 
 class SeekableRecords:
-    """A source that can start at any record without reading those before it."""
+    """A source that can start at any record it reported a position for."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.read = 0
+        self.at = 0
 
     def __iter__(self) -> Any:
         return self._from(0)
 
-    def skip_records(self, count: int) -> Any:
+    def tell(self, count: int) -> Any:
+        return {"n": count} if count == self.at else None
+
+    def seek(self, count: int, position: Any) -> Any:
+        assert position == {"n": count}
         return self._from(count)
 
     def _from(self, start: int) -> Any:
         for n in range(start, self.count):
             self.read += 1
+            self.at = n + 1
             yield {"n": n}
 
 
