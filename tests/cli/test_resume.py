@@ -108,6 +108,8 @@ def test_a_killed_run_resumes_too(tmp_path: Path, server: str) -> None:
     assert invoke(*run_args(source, reference, server)).exit_code == 0
     out = tmp_path / "out.jsonl"
     interrupted(source, out, server, signal.SIGKILL)
+    saved = orjson.loads((tmp_path / "out.jsonl.checkpoint").read_bytes())
+    assert saved["input_position"]["byte"] > 0  # the resume seeks there, not re-reading
     result = invoke(*run_args(source, out, server, "--resume"))
     assert result.exit_code == 0, result.stderr
     assert out.read_bytes() == reference.read_bytes()
@@ -159,3 +161,30 @@ def test_what_cannot_be_resumed_is_refused_and_nothing_is_overwritten(
     assert result.exit_code == 0, result.stderr
     assert len(out.read_bytes().splitlines()) == RECORDS
     assert not checkpoint.exists()
+
+
+def test_bad_rows_are_reported_once_across_a_resume(tmp_path: Path, server: str) -> None:
+    source = write_input(tmp_path / "in.csv")
+    rows = source.read_bytes().split(b"\r\n")
+    for i in range(5, RECORDS, 997):  # a ragged row now and then, all through the file
+        rows[i] += b",extra"
+    source.write_bytes(b"\r\n".join(rows))
+    skip = ("--on-bad-row", "skip")
+    reference, ref_errors = tmp_path / "reference.jsonl", tmp_path / "ref-errors.jsonl"
+    result = invoke(*run_args(source, reference, server, *skip, "--errors", str(ref_errors)))
+    assert result.exit_code == 3, result.stderr  # finished, rows skipped
+    out, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
+    proc = subprocess.Popen(
+        [*CLI, *run_args(source, out, server, *skip, "--errors", str(errors))],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 200_000):
+        time.sleep(0.01)
+    proc.kill()
+    proc.communicate(timeout=30)
+    result = invoke(*run_args(source, out, server, *skip, "--errors", str(errors), "--resume"))
+    assert result.exit_code == 3, result.stderr
+    assert out.read_bytes() == reference.read_bytes()
+    assert errors.read_bytes() == ref_errors.read_bytes()  # each bad row once, in order
+    assert f"{len(range(5, RECORDS, 997))} bad rows skipped" in result.stderr
