@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             targets = sorted(rng.uniform(0.02, 0.97) * size for _ in range(args.kills))
             batches: dict[str, dict[str, Any] | None] = {}
             job_s = 0.0
-            missed = 0
+            missed = hung = 0
             for i, target in enumerate(targets):
                 extra = ("--resume",) if i else ()
                 begun = time.perf_counter()
@@ -126,7 +126,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     proc.send_signal(how)
                 else:
                     missed += 1  # it finished first (or got past the target meanwhile)
-                code = proc.wait()
+                try:
+                    code = proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:  # did not stop on SIGINT: counted, killed
+                    hung += 1
+                    proc.kill()
+                    code = proc.wait()
                 job_s += time.perf_counter() - begun
                 checkpoint = out.with_name(out.name + ".checkpoint")
                 print(
@@ -167,6 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "signal": args.signal,
         "batch_timeout": args.batch_timeout,
         "identical": identical,
+        "hung_after_signal": hung,
         "batches": len(batches),
         "extra_computed_per_kill": (computed - args.records) / kills if kills else 0.0,
         "extra_pushed_per_kill": (pushed - args.records) / kills if kills else 0.0,

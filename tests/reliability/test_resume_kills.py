@@ -23,10 +23,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "resume_kills.py"
 def test_killed_and_resumed_jobs_end_byte_identical(variant: list[str]) -> None:
     args = ["--records", "4000", "--kills", "3", "--seed", "7", "--json", *variant]
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600
     )
     result = json.loads(done.stdout)
     assert result["identical"], done.stderr
+    assert result["hung_after_signal"] == 0, done.stderr
     assert done.returncode == 0
     assert result["kills"] >= 1, done.stderr  # at least one kill landed mid-job
     # Computed twice, per kill: the in-flight window, plus what was committed while the last
