@@ -14,15 +14,16 @@ commits are cheap, and a save always writes the newest position (older ones are 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
-import anyio.to_thread
 import orjson
 from attrs import frozen
 
@@ -83,19 +84,24 @@ class FileCheckpoint:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        # A save whose caller was cancelled still runs to its end in its thread: the next
+        # one waits for it rather than writing the same temporary file beside it.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FileCheckpoint({str(self.path)!r})"
 
+    # asyncio's executor, not anyio's worker threads: those are not daemons, and one left
+    # behind by an event loop that a Ctrl-C tore down keeps the process from exiting.
     async def load(self) -> Mapping[str, Any] | None:
-        return await anyio.to_thread.run_sync(self._load)
+        return await asyncio.to_thread(self._load)
 
     async def save(self, checkpoint: Mapping[str, Any]) -> None:
         data = orjson.dumps(checkpoint)
-        await anyio.to_thread.run_sync(self._save, data)
+        await asyncio.to_thread(self._save, data)
 
     async def clear(self) -> None:
-        await anyio.to_thread.run_sync(self._clear)
+        await asyncio.to_thread(self._clear)
 
     def _load(self) -> Mapping[str, Any] | None:
         try:
@@ -114,17 +120,19 @@ class FileCheckpoint:
 
     def _save(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        _sync_directory(self.path.parent)
+        with self._lock:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            _sync_directory(self.path.parent)
 
     def _clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
-        _sync_directory(self.path.parent)
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+            self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+            _sync_directory(self.path.parent)
 
 
 def _sync_directory(directory: Path) -> None:
