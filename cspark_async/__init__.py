@@ -73,6 +73,12 @@ from ._models import (
 from ._pipeline import AsyncPipeline
 from ._policy import RetryPolicy
 from ._response import ApiResponse
+from ._streaming._checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    FileCheckpoint,
+    SeekableRecords,
+)
 from ._streaming._results import StreamResult
 from ._streaming._state import StreamState
 from ._streaming._stream import ResultStream
@@ -103,6 +109,8 @@ __all__ = [
     "BatchStatusValue",
     "BatchSummary",
     "BatchSummaryJSON",
+    "CheckpointError",
+    "CheckpointStore",
     "ChunkData",
     "ChunkResult",
     "ChunkResultJSON",
@@ -111,6 +119,7 @@ __all__ = [
     "create_chunks",
     "CreateOptions",
     "DuplicatePolicy",
+    "FileCheckpoint",
     "ForbiddenError",
     "GatewayTimeoutError",
     "InternalServerError",
@@ -130,6 +139,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResultStream",
     "RetryPolicy",
+    "SeekableRecords",
     "ServiceUnavailableError",
     "SparkApiError",
     "SparkConnectionError",

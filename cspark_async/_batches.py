@@ -20,6 +20,7 @@ from ._otel import traced
 from ._pipeline import AsyncPipeline
 from ._response import ApiResponse
 from ._streaming._adapter import PipelineAdapter
+from ._streaming._checkpoint import CheckpointStore, checkpointer
 from ._streaming._chunker import Records
 from ._streaming._options import StreamOptions
 from ._streaming._stream import ResultStream
@@ -31,6 +32,7 @@ __all__ = ["AsyncBatches", "acceptable_error_percentage", "create_body"]
 B = TypeVar("B", bound="AsyncBatches")
 
 _TEMPLATE: Final = f"/{{tenant}}/{API_VERSION}/batch"  # `url.template` of the API-call spans
+
 
 def acceptable_error_percentage(accuracy: float) -> int:
     """`accuracy` (0..1) as Spark's integer error percentage: 0.95 -> 5, 0 -> 100, 1 -> 0.
@@ -67,7 +69,6 @@ def _count(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SparkSdkError(f"{name} must be an integer >= 1, got {value!r}")
     return value
-
 
 
 def _timestamp(value: str | datetime | date | None) -> str | None:
@@ -282,10 +283,12 @@ class AsyncBatches:
         max_chunk_bytes: int | None = None,
         stall_timeout: float | None = None,
         progress: Progress | None = None,
+        checkpoint: CheckpointStore | None = None,
+        fingerprint: str | None = None,
     ) -> ResultStream:
         """Create a pipeline for `uri`, stream `records` through it, and close it: the one-call
         form of `AsyncPipeline.stream_outputs()` (same options). The pipeline is cancelled if
-        the stream stops early or fails.
+        the stream stops early or fails (kept open for a resume with `checkpoint=`).
 
         ```python
         async for result in spark.batches.stream_outputs("my-folder/my-service", records):
@@ -295,9 +298,21 @@ class AsyncBatches:
         Args:
             create: keyword arguments for `create()` (e.g. `{"max_runners": 50}`); typed
                 as `CreateOptions`, so a type checker catches a misspelt option.
+            checkpoint: a `CheckpointStore` (e.g. `FileCheckpoint(path)`) that makes the job
+                resumable. A re-run with the same records, service and options continues
+                where the last run's consumer stopped: it re-attaches to the batch while it
+                is open (a fresh one once it is closed, cancelled or timed out), pushes only
+                unfinished chunks, under the same ids, and never yields a committed result
+                again. A result is committed when the next one is asked for or on
+                `commit(meta)`. Once complete, the checkpoint says so (a re-run yields
+                nothing); remove it with `await store.clear()`.
+            fingerprint: with `checkpoint`, a string that identifies the input (a hash, a
+                file's name and size): a checkpoint of another input is refused.
 
         Raises:
             SparkSdkError: an option or a create argument is invalid (now, nothing is sent).
+            CheckpointError: the checkpoint is unreadable, belongs to another job, or names
+                a batch the server no longer knows (when the stream opens; nothing is sent).
         """
         if create is not None and not isinstance(create, Mapping):
             raise SparkSdkError(
@@ -320,7 +335,21 @@ class AsyncBatches:
             progress=progress,
         )
 
+        service = body.get("service")
+        job = checkpointer(
+            checkpoint,
+            fingerprint,
+            service=service if isinstance(service, str) else None,
+            options=options,
+            logger=self._http.logger,
+        )
+
         async def open_target() -> PipelineAdapter:
+            if job is not None:
+                await job.load()
+                reusable = await job.reusable_batch(self._batch_status)
+                if reusable is not None:
+                    return self.of(reusable).adapter()
             created = await self._create(body)
             batch_id = created.data.get("id") if isinstance(created.data, dict) else None
             if not isinstance(batch_id, str) or not batch_id:
@@ -342,7 +371,11 @@ class AsyncBatches:
             tracker=self._http,
             close_when_done=True,
             service=body.get("service"),
+            checkpoint=job,
         )
+
+    async def _batch_status(self, batch_id: str) -> str | None:
+        return (await self.of(batch_id).get_status()).parsed.batch_status
 
     def of(self, batch_id: str) -> AsyncPipeline:
         """A handle on pipeline `batch_id`. No request is made and the id is not checked

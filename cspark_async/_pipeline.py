@@ -26,6 +26,7 @@ from ._otel import traced
 from ._response import ApiResponse
 from ._serde import chunks_from_raw, encode_chunk
 from ._streaming._adapter import OnExit, PipelineAdapter
+from ._streaming._checkpoint import CheckpointStore, checkpointer
 from ._streaming._chunker import Records
 from ._streaming._options import StreamOptions
 from ._streaming._stream import ResultStream
@@ -212,6 +213,8 @@ class AsyncPipeline:
         max_chunk_bytes: int | None = None,
         stall_timeout: float | None = None,
         progress: Progress | None = None,
+        checkpoint: CheckpointStore | None = None,
+        fingerprint: str | None = None,
     ) -> ResultStream:
         """Stream `records` through this pipeline and yield each chunk's results as it drains.
 
@@ -246,6 +249,11 @@ class AsyncPipeline:
                 with every push throttled), before the stream fails with a `StreamError`
                 saying what it waited for; by default the client's (600).
             progress: called with `state` after each chunk is handed over.
+            checkpoint: a `CheckpointStore` (e.g. `FileCheckpoint(path)`) that makes the job
+                resumable: see `AsyncBatches.stream_outputs()`. This form resumes on this
+                pipeline (re-attached when it is the checkpoint's batch).
+            fingerprint: with `checkpoint`, a string that identifies the input (a hash,
+                a file's name and size): a checkpoint of another input is refused.
 
         Retries, backoff, timeouts and logging follow the client's policy (`max_retries=0`:
         a failed push or pull, or a lost result, ends the stream).
@@ -272,8 +280,16 @@ class AsyncPipeline:
             stall_timeout=stall_timeout,
             progress=progress,
         )
+        job = checkpointer(
+            checkpoint, fingerprint, service=None, options=options, logger=self._logger
+        )
         return ResultStream(
-            self.adapter(), records, options, policy=self._http.policy, tracker=self._http
+            self.adapter(),
+            records,
+            options,
+            policy=self._http.policy,
+            tracker=self._http,
+            checkpoint=job,
         )
 
     def adapter(self) -> PipelineAdapter:

@@ -91,6 +91,9 @@ class Chunker:
         self._parameters = encode_option(parameters, "parameters") or b"{}"
         self._summary = encode_option(summary, "summary") or b"null"
         self._prefix = id_prefix or secrets.token_hex(4)
+        # Reading fewer records at a time when they are large depends on what came before; a
+        # resumable stream (its ids given) must cut the same chunks from any resume point.
+        self._adaptive = id_prefix is None
         self._fixed = _ENVELOPE_BYTES + len(self._parameters) + len(self._summary)
         if max_chunk_bytes < self._fixed + 2:
             raise SparkSdkError(
@@ -98,7 +101,9 @@ class Chunker:
                 "the chunk's parameters and summary"
             )
 
-    async def chunks(self, records: Records) -> AsyncGenerator[Chunk, None]:
+    async def chunks(
+        self, records: Records, *, seq: int = 0, offset: int = 0, skip: int = 0
+    ) -> AsyncGenerator[Chunk, None]:
         """Yield chunks as records are read; at most one chunk's records are held here.
 
         Each record is copied (one level deep) as it is taken: a source that reuses one dict
@@ -106,21 +111,34 @@ class Chunker:
         or tuple of records is the exception: its records are the caller's own objects, never
         reused, and come back as they are.
 
+        A resumed stream starts at chunk `seq` and record `offset` (where a chunk_size group
+        began): `skip` records are first read past (a header row still counts as one), or
+        the source already starts there (`skip=0`).
+
         Raises:
             RecordError: a record that cannot be sent, with its offset.
         """
         reader = RecordReader(self.headers)
-        seq = offset = 0
         batch: list[Any] = []
         if type(records) is list or type(records) is tuple:
             # Read a chunk at a time, checked and copied in bulk: iterating a list runs no code
             # of the caller's, so nothing can change a record between reading and copying it
             # (a generator may reuse one object: it is read one record at a time below).
             self._batch_size = self._first_batch_size(records)
-            async for chunk in self._chunks_in_bulk(reader, iter(records)):
+            iterator = iter(records)
+            if skip:
+                head = _aiter(iterator)  # takes only what it skips from `iterator`
+                try:
+                    await _skip(reader, head, skip)
+                finally:
+                    await close_async_iterator(head)
+            async for chunk in self._chunks_in_bulk(reader, iterator, seq, offset):
                 yield chunk
             return
-        async for record in _aiter(records):
+        source = _aiter(records)
+        if skip:
+            await _skip(reader, source, skip)
+        async for record in source:
             try:
                 if not reader.check(record):
                     continue  # the header row
@@ -142,6 +160,8 @@ class Chunker:
         chunk: then each chunk is encoded once, and no oversized batch is encoded (and cut
         record by record) on the event loop. The median of a few records, so that one large
         record does not shrink every chunk."""
+        if not self._adaptive:
+            return self.chunk_size
         sizes = sorted(len(encode_many(records[i : i + 1]) or b"") for i in range(1, 10))
         sizes = [size for size in sizes if size] if len(records) > 1 else []
         if not sizes:
@@ -154,12 +174,11 @@ class Chunker:
         return max(1, min(self.chunk_size, int(0.9 * room / (record_bytes + 1))))
 
     async def _chunks_in_bulk(
-        self, reader: RecordReader, records: Iterator[Any]
+        self, reader: RecordReader, records: Iterator[Any], seq: int, offset: int
     ) -> AsyncGenerator[Chunk, None]:
         """`chunks()` for a list or tuple: `chunk_size` records at a time from it, checked with
         one call each when they share a type (one at a time otherwise, the header row included,
         for the exact message)."""
-        seq = offset = 0
         batch: list[Any] = []
         while True:
             wanted = self._batch_size - len(batch)
@@ -194,7 +213,7 @@ class Chunker:
         if encoded is not None and len(encoded) <= limit:
             # The usual case: one orjson call for the whole chunk, not one per record.
             parts = [encoded[1:-1]]
-            if len(encoded) < limit // 2:  # small records again: read more at a time
+            if self._adaptive and len(encoded) < limit // 2:  # small again: read more at once
                 self._batch_size = min(self.chunk_size, 2 * self._batch_size)
             return [self._chunk(seq, offset, batch, parts, header, header_json)]
         chunks: list[Chunk] = []
@@ -247,8 +266,9 @@ class Chunker:
         )
         # Records this large: read about as many as fit at a time from now on, so that each
         # chunk is encoded once, and never a whole oversized batch on the event loop.
-        sizes.sort()
-        self._batch_size = self._fitting(limit, sizes[len(sizes) // 2])
+        if self._adaptive:
+            sizes.sort()
+            self._batch_size = self._fitting(limit, sizes[len(sizes) // 2])
         return chunks
 
     def _chunk(
@@ -264,6 +284,18 @@ class Chunker:
         rows = [header_json, *parts] if header_json is not None else parts
         body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
+
+
+async def _skip(reader: RecordReader, source: AsyncIterator[Any], count: int) -> None:
+    """Read past `count` records (checked, so that a header row is still taken as one)."""
+    skipped = 0
+    while skipped < count:
+        try:
+            record = await anext(source)
+        except StopAsyncIteration:
+            return
+        if reader.check(record):
+            skipped += 1
 
 
 class RecordError(SparkSdkError):

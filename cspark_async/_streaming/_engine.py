@@ -36,6 +36,7 @@ from .._exceptions import (
 from .._otel import NO_STREAM, Telemetry
 from .._policy import RetryPolicy
 from ._adapter import PipelineAdapter
+from ._checkpoint import Checkpointer, Chunking
 from ._chunker import Chunk, Chunker, RecordError, Records
 from ._counters import count
 from ._options import DEFAULT_CHUNK_SIZE, STALL_CAP_BYTES, StreamOptions
@@ -67,8 +68,10 @@ class Engine:
         state: StreamState,
         policy: RetryPolicy,
         telemetry: Telemetry = NO_STREAM,
+        checkpoint: Checkpointer | None = None,
     ) -> None:
         self._adapter = adapter
+        self._checkpoint = checkpoint
         self._telemetry = telemetry
         self._records = records
         self._options = options
@@ -173,7 +176,16 @@ class Engine:
             if max_chunk_bytes is None:
                 max_chunk_bytes = max(1024, min(buffer // 4, STALL_CAP_BYTES))
                 max_record_bytes = buffer  # one big record may still take a chunk to itself
-        chunker = opts.chunker(chunk_size, max_chunk_bytes, max_record_bytes)
+        chunking = Chunking(chunk_size, max_chunk_bytes, max_record_bytes)
+        if self._checkpoint is not None:  # a resume cuts the chunks its first run cut
+            chunking = await self._checkpoint.begin(self._adapter.batch_id, chunking)
+            self._reorder = ReorderBuffer(self._checkpoint.first_unfinished)
+        chunker = opts.chunker(
+            chunking.chunk_size,
+            chunking.max_chunk_bytes,
+            chunking.max_record_bytes,
+            chunking.id_prefix or None,
+        )
         # Throttling never starves the workers: the window shrinks no lower than their number.
         window = Window(
             max_in_flight,
@@ -189,17 +201,29 @@ class Engine:
         state = self.state
         # aclosing: on cancellation the caller's async generator is closed here and now, in
         # this task, not later by the garbage collector in another.
-        async with contextlib.aclosing(chunker.chunks(self._records)) as chunks:
+        checkpoint, records = self._checkpoint, self._records
+        start: dict[str, int] = {}
+        if checkpoint is not None:  # a resume reads from where its committed results end
+            records, start = checkpoint.resume(records)
+        async with contextlib.aclosing(chunker.chunks(records, **start)) as chunks:
             try:
                 async for chunk in chunks:
+                    if checkpoint is not None and not checkpoint.read(chunk):
+                        continue  # finished with before a restart
                     await window.acquire(chunk.id)
                     if not self._pending:
                         self._last_progress = self._clock()  # the stall clock starts now
                     self._pending[chunk.id] = chunk
-                    self._queued.add(chunk.id)
                     state.chunks_read += 1
                     state.records_read += chunk.records
                     state.in_flight = window.used
+                    if checkpoint is not None and checkpoint.maybe_pushed(chunk):
+                        # Pushed before a restart: its result is pulled first; if it never
+                        # comes, lost-result recovery pushes it again.
+                        self._pushed_at[chunk.id] = self._clock()
+                        self._wake.set()
+                        continue
+                    self._queued.add(chunk.id)
                     await self._queue.send(chunk)
             except RecordError as exc:
                 if not state.chunks_read:

@@ -70,13 +70,18 @@ class StreamOptions:
         self.chunker(self.chunk_size or DEFAULT_CHUNK_SIZE, self.max_chunk_bytes or 2**31)
 
     def chunker(
-        self, chunk_size: int, max_chunk_bytes: int, max_record_bytes: int | None = None
+        self,
+        chunk_size: int,
+        max_chunk_bytes: int,
+        max_record_bytes: int | None = None,
+        id_prefix: str | None = None,
     ) -> Chunker:
         """A chunker with these options' headers, parameters and summary."""
         return Chunker(
             chunk_size=chunk_size,
             max_chunk_bytes=max_chunk_bytes,
             max_record_bytes=max_record_bytes,
+            id_prefix=id_prefix,
             headers=self.headers,
             parameters=self.parameters,
             summary=self.summary,

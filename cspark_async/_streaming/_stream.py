@@ -34,6 +34,7 @@ from .._exceptions import ConflictError, SparkError, SparkSdkError
 from .._otel import stream_telemetry
 from .._policy import RetryPolicy
 from ._adapter import OnExit, PipelineAdapter
+from ._checkpoint import Checkpointer
 from ._chunker import Records, check_records, close_async_iterator
 from ._engine import Engine
 from ._options import DEFAULT_CHUNK_SIZE, StreamOptions
@@ -85,8 +86,12 @@ class ResultStream:
         tracker: Tracker,
         close_when_done: bool = False,
         service: str | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> None:
         check_records(records)
+        self._checkpoint = checkpoint
+        if checkpoint is not None:
+            checkpoint.watch(records)
         self._policy = policy
         self._telemetry = stream_telemetry(service, clock=policy.clock)
         self.state = StreamState(total_records=len(records) if isinstance(records, Sized) else None)
@@ -129,12 +134,19 @@ class ResultStream:
             try:
                 async with receive:
                     async for result in receive:
+                        if self._checkpoint is None:
+                            yield result
+                            continue
+                        self._checkpoint.handed(result.seq, result.records)
                         yield result
+                        self._checkpoint.commit()  # asked for the next: finished with
             except anyio.ClosedResourceError:
                 if not self._closing:
                     raise
                 raise self._closed_early() from None
             await self._join()
+            if self._checkpoint is not None:
+                await self._checkpoint.finish()
             self._completed = True
         except asyncio.CancelledError:
             cancelled = True
@@ -149,11 +161,32 @@ class ResultStream:
             f"{self.state.records_completed} records were delivered"
         )
 
+    def commit(self, meta: Any = None) -> None:
+        """With `checkpoint=`: every result handed over so far is finished with, and `meta`
+        (JSON-able, e.g. your output's length; None keeps the last) is saved beside that
+        position. Asking for the next result commits too, keeping the last `meta`."""
+        if self._checkpoint is None:
+            raise SparkSdkError("commit() needs a stream started with checkpoint=")
+        self._checkpoint.commit(meta)
+
+    @property
+    def checkpoint_meta(self) -> Any:
+        """The `meta` of the checkpoint this stream resumes from (None for a new job); known
+        once the stream is open (`open()`, `async with`, or the first result)."""
+        return self._checkpoint.meta if self._checkpoint is not None else None
+
+    @property
+    def records_committed(self) -> int:
+        """Records finished with, by earlier runs of the job too (0 without a checkpoint)."""
+        return self._checkpoint.records_committed if self._checkpoint is not None else 0
+
     async def open(self) -> ResultStream:
         """Check the first records and open the pipeline now (the one-call form creates it
         here), before any result is asked for: a wrong service or credential raises here, e.g.
         while a web handler can still answer an error status. Iterating (or `async with`)
         then streams as usual; `AsyncClient.close()` ends a stream opened and never read."""
+        if self._checkpoint is not None:
+            await self._checkpoint.load()
         if self._task is None and self._target is None:
             try:
                 await self._open()
@@ -211,8 +244,13 @@ class ResultStream:
                         self.state,
                         self._policy,
                         telemetry,
+                        self._checkpoint,
                     )
-                    await engine.run(send)
+                    async with anyio.create_task_group() as tg:
+                        if self._checkpoint is not None:
+                            tg.start_soon(self._checkpoint.run_writer)
+                        await engine.run(send)
+                        tg.cancel_scope.cancel()
             self.state.done = True
 
     async def _open(self) -> bool:
@@ -221,8 +259,15 @@ class ResultStream:
         The one-call form creates its pipeline here, so an empty dataset or a bad first record
         must be found first: a client-side problem sends nothing.
         """
+        checkpoint = self._checkpoint
+        if checkpoint is not None:
+            await checkpoint.load()
+            if checkpoint.complete:
+                return False  # every result was finished with in an earlier run
         if self._target is not None:
             return True
+        if self._has_data is None and checkpoint is not None and checkpoint.resumed:
+            self._has_data = True  # records were sent before; a seekable source stays one
         if self._has_data is None:
             head, self._records = await _split_head(self._records, 2)
             probe = self._options.chunker(self._options.chunk_size or DEFAULT_CHUNK_SIZE, 2**31)
@@ -281,6 +326,8 @@ class ResultStream:
     async def _clean_up(self) -> None:
         try:
             await self._stop_engine()
+            if self._checkpoint is not None and not self._completed:
+                await self._save_last_commit(self._checkpoint)
             for stream in (self._send, self._recv):
                 if stream is not None:
                     stream.close()  # idempotent; covers an engine cancelled before it ran
@@ -324,11 +371,22 @@ class ResultStream:
         how: OnExit | None
         if self._completed:
             how = "close" if self._close_when_done else None
+        elif self._checkpoint is not None:
+            # Kept open for a resume: the server keeps an idle batch for a while.
+            self._policy.logger.info("batch pipeline %s left open to resume", target.batch_id)
+            how = None
         else:
             how = self._options.on_exit
         if how is None:
             return
         await _end(target, how, self._policy.logger)
+
+    async def _save_last_commit(self, checkpoint: Checkpointer) -> None:
+        try:
+            with anyio.fail_after(_CLEANUP_TIMEOUT_S):
+                await checkpoint.flush()
+        except Exception as exc:  # the stream's own outcome matters more
+            self._policy.logger.warning("could not save the last checkpoint: %s", exc)
 
     def __repr__(self) -> str:
         s = self.state

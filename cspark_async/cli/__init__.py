@@ -39,6 +39,7 @@ from .._exceptions import SparkError, SparkSdkError
 from ..emulator import sample_dataset
 from ._emulator import emulator
 from ._formats import INPUT_FORMATS, OUTPUT_FORMATS, Format, InputError, format_of, require_extra
+from ._resume import resume_command
 from ._run import Connection, JobSummary, Source, run_job
 from ._text import check_encoding
 from ._values import ColumnTypes, parse_column_specs
@@ -247,6 +248,16 @@ def cli() -> None:
     help="Chunks out at once  [default: adapts to the pipeline's workers]",
 )
 @click.option("--include-inputs", is_flag=True, help="Write each input beside its output.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from OUTPUT.checkpoint: every record exactly once.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start over: replace OUTPUT and drop its checkpoint, if any.",
+)
 @click.option("--emulate", is_flag=True, help="Run on an in-process emulator, not a tenant.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @_connection_options
@@ -265,6 +276,8 @@ def run(
     chunk_size: int | None,
     max_in_flight: int | None,
     include_inputs: bool,
+    resume: bool,
+    force: bool,
     emulate: bool,
     quiet: bool,
     base_url: str | None,
@@ -273,7 +286,13 @@ def run(
     env_file: str | None,
     verbose: bool,
 ) -> None:
-    """Stream INPUT through SERVICE_URI (folder/service[version]) into OUTPUT."""
+    """Stream INPUT through SERVICE_URI (folder/service[version]) into OUTPUT.
+
+    A run into a file keeps its progress in OUTPUT.checkpoint until it completes: after an
+    interruption (Ctrl-C, a crash, a lost connection) the same command with --resume
+    continues where it stopped, and OUTPUT holds every record exactly once."""
+    if resume and force:
+        raise click.UsageError("--resume continues a job, --force starts it over: choose one")
     if not emulate:
         _check_connection(base_url, api_key, token, can_emulate=True)
     try:
@@ -323,6 +342,7 @@ def run(
         acceptable_errors=acceptable_errors,
         show_progress=not quiet,
         summary=summary,
+        resume="resume" if resume else "force" if force else "new",
     )
     _finish(job, summary, output_path, quiet=quiet, strict=True)
 
@@ -393,6 +413,13 @@ def _finish(
     try:
         asyncio.run(job)
     except KeyboardInterrupt:
+        if summary.resumable:
+            click.echo(
+                f"\ninterrupted: {summary.records} records written to {output_path}; "
+                f"resume with:\n  {resume_command(sys.argv[1:])}",
+                err=True,
+            )
+            sys.exit(130)
         batch = f"; batch {summary.batch_id} cancelled" if summary.batch_id else ""
         click.echo(
             f"\ninterrupted: {summary.records} records written to {output_path}{batch}", err=True

@@ -2,14 +2,16 @@
 `output.*`, `error_type`, `error_message`, and `extra` only when something needs it.
 
 The columns are fixed by the first successful output, so a run whose first records fail still
-gets its output columns: rows before it wait in a temporary file (memory stays bounded). Keys
-that a later output adds, which the header does not name, go to `extra` as one JSON object.
+gets its output columns: rows before it wait in a temporary file (memory stays bounded), or in
+a named one a resumed run can pick up again. Keys that a later output adds, which the header
+does not name, go to `extra` as one JSON object.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
@@ -50,11 +52,30 @@ def _error_cells(error: Any) -> tuple[str, str]:
 class Layout:
     """Decides the columns, holding rows back until it can; then fits each row to them."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, held: Path | None = None, resume: Mapping[str, Any] | None = None
+    ) -> None:
         self.columns: list[str] | None = None
         self._known: frozenset[str] = frozenset()
         self._spool: IO[bytes] | None = None
         self._first_row: dict[str, Any] | None = None
+        self._held = held  # rows held back go here (not a temporary file): resumable
+        if resume is not None and resume["columns"] is not None:
+            self.columns = list(resume["columns"])
+            self._known = frozenset(self.columns)
+        elif resume is not None and held is not None and resume["held"]:
+            with held.open("r+b") as spool:
+                spool.truncate(resume["held"])
+                self._first_row = orjson.loads(spool.readline())
+            self._spool = held.open("ab")
+
+    def state(self) -> dict[str, Any]:
+        """The columns (once settled), or how many bytes of held rows (flushed)."""
+        held = 0
+        if self._spool is not None:
+            self._spool.flush()
+            held = self._spool.tell()
+        return {"columns": self.columns, "held": held}
 
     def add(self, item: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """Rows ready to write, as (fitted row, extra keys): none while the columns are not
@@ -93,19 +114,36 @@ class Layout:
         if self._first_row is None:
             self._first_row = row
         if self._spool is None:
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _release()
+            self._spool = self._open_spool()
         self._spool.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _open_spool(self) -> IO[bytes]:
+        if self._held is None:
+            return tempfile.TemporaryFile()
+        return self._held.open("w+b")  # closed in _release(), close() or suspend()
 
     def _release(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         spool, self._spool = self._spool, None
         if spool is None:
             return
         with spool:
-            spool.seek(0)
-            for line in spool:
-                yield self.fit(orjson.loads(line))
+            spool.flush()
+            with open(spool.fileno(), "rb", closefd=False) as lines:  # "ab" cannot be read
+                lines.seek(0)
+                for line in lines:
+                    yield self.fit(orjson.loads(line))
+        if self._held is not None:
+            self._held.unlink(missing_ok=True)
+
+    def suspend(self) -> None:
+        """Close, keeping the held rows' file for a resume."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+            if self._held is not None:
+                self._held.unlink(missing_ok=True)

