@@ -148,14 +148,13 @@ def _special(path: Path) -> bool:
     return path.exists() and not path.is_file()
 
 
-class JsonLinesWriter:
+class _JsonWriter:
+    """What the JSON Lines and JSON array writers share: a binary file, a count of items, and
+    the state a resume needs (the file's committed length and that count)."""
+
     def __init__(self, path: str, resume: Resume | None = None) -> None:
         self._file = _File(path, binary=True, resume=resume)
         self.count = _resumed(resume, "count")
-
-    def write(self, item: dict[str, Any]) -> None:
-        self._file.stream.write(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
-        self.count += 1
 
     def flush(self) -> None:
         self._file.stream.flush()
@@ -170,25 +169,21 @@ class JsonLinesWriter:
         self._file.finish(keep)
 
 
-class JsonArrayWriter:
+class JsonLinesWriter(_JsonWriter):
+    def write(self, item: dict[str, Any]) -> None:
+        self._file.stream.write(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
+        self.count += 1
+
+
+class JsonArrayWriter(_JsonWriter):
     def __init__(self, path: str, resume: Resume | None = None) -> None:
-        self._file = _File(path, binary=True, resume=resume)
-        self.count = _resumed(resume, "count")
+        super().__init__(path, resume)
         if resume is None or resume.state is None:
             self._file.stream.write(b"[")
 
     def write(self, item: dict[str, Any]) -> None:
         self._file.stream.write((b",\n" if self.count else b"\n") + orjson.dumps(item))
         self.count += 1
-
-    def flush(self) -> None:
-        self._file.stream.flush()
-
-    def state(self) -> dict[str, Any]:
-        return {"bytes": self._file.length(), "count": self.count}
-
-    def suspend(self) -> None:
-        self.close()
 
     def close(self, *, keep: bool = True) -> None:
         # The closing bracket is past the recorded length: a resume cuts it off again.

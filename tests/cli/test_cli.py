@@ -4,7 +4,6 @@ process for signals and stdin/stdout."""
 from __future__ import annotations
 
 import csv
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -17,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from cspark_async.cli import cli
+
+from .helpers import standalone_emulator
 
 ECHO = "my-folder/my-service"
 
@@ -176,15 +177,8 @@ def test_demo_prices_the_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 def standalone() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cspark_async.emulator", "--workers", "2", "--latency-ms", "2"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    yield proc.stdout.readline().strip()
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=10)
+    with standalone_emulator(workers=2, latency_ms=2) as url:
+        yield url
 
 
 def describe(base_url: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from .helpers import ECHO, invoke
+from .helpers import ECHO, invoke, standalone_emulator
 
 RECORDS = 10_000
 CLI = [sys.executable, "-m", "cspark_async.cli"]
@@ -27,15 +27,8 @@ CLI = [sys.executable, "-m", "cspark_async.cli"]
 @pytest.fixture
 def server() -> Iterator[str]:
     """An emulator in a process of its own: it outlives the runs it serves."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cspark_async.emulator", "--workers", "4", "--latency-ms", "0.3"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    yield proc.stdout.readline().strip()
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=10)
+    with standalone_emulator(workers=4, latency_ms=0.3) as url:
+        yield url
 
 
 def write_input(path: Path) -> Path:
