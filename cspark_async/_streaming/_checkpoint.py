@@ -391,6 +391,19 @@ class Checkpointer:
         self._read_before = max(self._read_before, chunk.seq + 1)
         return True
 
+    def not_yet_read(self, chunk_id: str, next_seq: int) -> bool:
+        """Whether `chunk_id` names a chunk the process that stopped may have pushed to this
+        batch and that this one has not read again yet (`next_seq` on): its result, pulled
+        early, is kept for it rather than dropped as a duplicate."""
+        if not self._reattached or self.chunking is None:
+            return False
+        prefix, _, seq = chunk_id.rpartition("-")
+        return (
+            prefix == self.chunking.id_prefix
+            and seq.isdigit()
+            and next_seq <= int(seq) < self._old_read_before
+        )
+
     def maybe_pushed(self, chunk: Chunk) -> bool:
         """Whether the process that stopped may have pushed this chunk to this batch: then
         its result is pulled first, and it is pushed again only if it never comes."""
@@ -402,8 +415,16 @@ class Checkpointer:
         self._handed.append((seq, records))
 
     def commit(self, meta: Any = None) -> None:
-        """Every result handed over is finished with; `meta` (if given) is saved with it."""
+        """Every result handed over is finished with; `meta` (if given) is saved with it.
+
+        Raises:
+            SparkSdkError: `meta` cannot be saved as JSON (nothing is committed).
+        """
         if meta is not None:
+            try:
+                orjson.dumps(meta)
+            except TypeError as exc:
+                raise SparkSdkError(f"commit() meta must be JSON data: {exc}") from None
             self.meta = meta
         for seq, records in self._handed:
             self._records += records

@@ -7,6 +7,7 @@ Pure apart from reading the caller's (async) iterable; no I/O of its own.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -127,11 +128,7 @@ class Chunker:
             self._batch_size = self._first_batch_size(records)
             iterator = iter(records)
             if skip:
-                head = _aiter(iterator)  # takes only what it skips from `iterator`
-                try:
-                    await _skip(reader, head, skip)
-                finally:
-                    await close_async_iterator(head)
+                _skip_in_bulk(reader, iterator, skip)
             async for chunk in self._chunks_in_bulk(reader, iterator, seq, offset):
                 yield chunk
             return
@@ -284,6 +281,18 @@ class Chunker:
         rows = [header_json, *parts] if header_json is not None else parts
         body = frame_chunk(chunk_id, len(records), rows, self._parameters, self._summary)
         return Chunk(seq=seq, id=chunk_id, offset=offset, inputs=records, header=header, body=body)
+
+
+def _skip_in_bulk(reader: RecordReader, records: Iterator[Any], count: int) -> None:
+    """`_skip` for a list's iterator, in one step: its records were checked by the run that
+    read them first, so only the first is looked at (it may be the header row)."""
+    first = next(records, None)
+    if first is None:
+        return
+    if reader.check(first):
+        count -= 1
+    deque(islice(records, count), maxlen=0)
+    reader.count += count
 
 
 async def _skip(reader: RecordReader, source: AsyncIterator[Any], count: int) -> None:

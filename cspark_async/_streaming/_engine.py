@@ -92,6 +92,11 @@ class Engine:
         self._suspect_loss = False
         self._with_consumer = False
         self._throttles_since_progress = 0
+        # A resume: results pulled for chunks pushed before the restart but not read again yet
+        # (kept until the producer reads them: bounded by that window), and those now due.
+        self._early: dict[str, Mapping[str, Any]] = {}
+        self._backlog: list[Mapping[str, Any]] = []
+        self._next_seq = 0
         self._key_names: tuple[str, ...] = ()
         self._last_progress = self._clock()
         self.last_activity = self._clock()
@@ -110,6 +115,11 @@ class Engine:
     @property
     def outstanding(self) -> bool:
         return bool(self._pending)
+
+    def take_backlog(self) -> list[Mapping[str, Any]]:
+        """Results kept for chunks that are now read (a resume's early pulls), to deliver."""
+        backlog, self._backlog = self._backlog, []
+        return backlog
 
     @property
     def pushing(self) -> int:
@@ -211,6 +221,7 @@ class Engine:
                     if checkpoint is not None and not checkpoint.read(chunk):
                         continue  # finished with before a restart
                     await window.acquire(chunk.id)
+                    self._next_seq = chunk.seq + 1
                     if not self._pending:
                         self._last_progress = self._clock()  # the stall clock starts now
                     self._pending[chunk.id] = chunk
@@ -221,6 +232,9 @@ class Engine:
                         # Pushed before a restart: its result is pulled first; if it never
                         # comes, lost-result recovery pushes it again.
                         self._pushed_at[chunk.id] = self._clock()
+                        early = self._early.pop(chunk.id, None)
+                        if early is not None:  # pulled before it was read: deliver it now
+                            self._backlog.append(early)
                         self._wake.set()
                         continue
                     self._queued.add(chunk.id)
@@ -330,8 +344,17 @@ class Engine:
     ) -> None:
         """Match a pulled result with its chunk, and hand results over in order."""
         assert self._window is not None
-        chunk = self._pending.pop(str(raw.get("id")), None)
+        chunk_id = str(raw.get("id"))
+        chunk = self._pending.pop(chunk_id, None)
         state = self.state
+        checkpoint = self._checkpoint
+        if (
+            chunk is None
+            and checkpoint is not None
+            and checkpoint.not_yet_read(chunk_id, self._next_seq)
+        ):
+            self._early[chunk_id] = raw
+            return
         if chunk is None:
             state.duplicates_dropped += 1  # a retried push ran twice: first copy won
             return

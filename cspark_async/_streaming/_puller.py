@@ -70,6 +70,8 @@ class Puller:
         delay = _POLL_MIN_S
         failures = throttles = 0
         while not engine.finished:
+            for raw in engine.take_backlog():
+                await engine.deliver(raw, send)
             if not engine.outstanding:
                 await engine.wait_for_change()
                 continue
