@@ -54,16 +54,8 @@ def read_xlsx(reader: RecordReader) -> Iterator[dict[str, Any]]:
         if not header:
             raise InputError(f"input {reader.path} is empty: expected a header row")
         names = ["" if cell is None else str(cell).strip() for cell in header]
-        if len(set(names)) != len(names) or not all(names):
-            raise InputError(
-                f"input {reader.path}: the header row has blank or repeated columns: {names}"
-            )
-        width = len(names)
         columns = reader.columns
-        try:
-            columns.check_header(reader.path, names)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        width = columns.check_header(reader.path, names)
         for number, row in enumerate(rows, start=2):  # Excel's own row numbers
             cells = _trim(list(row))
             if not cells:

@@ -51,10 +51,7 @@ def read_parquet(reader: RecordReader) -> Iterator[dict[str, Any]]:
     columns = reader.columns
     row = 0
     try:
-        try:
-            columns.check_header(reader.path, list(file.schema_arrow.names))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        columns.check_header(reader.path, list(file.schema_arrow.names))
         for batch in file.iter_batches(batch_size=_READ_BATCH):
             for record in batch.to_pylist():
                 row += 1

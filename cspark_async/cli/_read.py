@@ -210,16 +210,8 @@ class RecordReader:
             raise InputError(f"input {self.name} line {reader.line_num}: {exc}") from None
         if header is None:
             raise InputError(f"input {self.name} is empty: expected a header row")
-        if len(set(header)) != len(header) or any(not column.strip() for column in header):
-            raise InputError(
-                f"input {self.name}: the header row has blank or repeated columns: {header}"
-            )
-        width = len(header)
         columns = self.columns
-        try:
-            columns.check_header(self.name, header)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        width = columns.check_header(self.name, header)
         while True:
             start = line_base + reader.line_num + 1  # a record may span lines: name its first
             try:

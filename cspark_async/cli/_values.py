@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import orjson
 
+from ._formats import InputError
+
 __all__ = ["ColumnTypes", "CellError", "infer", "parse_column_specs", "plain_cells"]
 
 _INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
@@ -163,14 +165,24 @@ class ColumnTypes:
         self.infer = infer
         self._converters = {name: _CONVERTERS[kind] for name, kind in self.types.items()}
 
-    def check_header(self, name: str, header: list[str]) -> None:
-        """Raise ValueError when a `--column` names no column of the input (a typo)."""
+    def check_header(self, name: str, header: list[str]) -> int:
+        """The header's width, once every input's header rules hold: column names neither blank
+        nor repeated, and every `--column` naming one of them (a typo otherwise).
+
+        Raises:
+            InputError: naming the input and what is wrong.
+        """
+        if len(set(header)) != len(header) or any(not column.strip() for column in header):
+            raise InputError(
+                f"input {name}: the header row has blank or repeated columns: {header}"
+            )
         missing = [column for column in self.types if column not in header]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"input {name}: --column {missing[0]!r} is not a column of the header "
                 f"({', '.join(header)})"
             )
+        return len(header)
 
     def text_row(self, header: list[str], cells: list[str]) -> dict[str, Any]:
         """A row of text cells (CSV) as a record. Raises CellError naming the column."""
