@@ -72,15 +72,26 @@ assumptions (this is the one list of them; each is tested):
 
 from ._faults import ENDPOINTS, Faults
 from ._server import Emulator, ThreadedEmulator
-from ._services import Service, ServiceFn, default_services, echo, premium, sample_dataset
+from ._services import (
+    RowsFn,
+    Service,
+    ServiceFn,
+    default_services,
+    echo,
+    echo_rows,
+    premium,
+    sample_dataset,
+)
 
 __all__ = [
     "default_services",
     "echo",
+    "echo_rows",
     "Emulator",
     "ENDPOINTS",
     "Faults",
     "premium",
+    "RowsFn",
     "sample_dataset",
     "Service",
     "ServiceFn",
