@@ -15,7 +15,8 @@ from ._constants import MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S
 
 __all__ = [
     "NOT_APPLIED_STATUSES",
-    "RETRYABLE_STATUSES",     "backoff_delay",
+    "RETRYABLE_STATUSES",
+    "backoff_delay",
     "parse_retry_after",
     "should_retry",
 ]

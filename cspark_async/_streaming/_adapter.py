@@ -52,9 +52,7 @@ class PipelineAdapter:
         if raw.body[:1] != b"{":
             raw.json()  # not a status object: a page from a proxy is an error, as ever
 
-    async def pull(
-        self, max_chunks: int
-    ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any], int]:
+    async def pull(self, max_chunks: int) -> tuple[list[Mapping[str, Any]], Mapping[str, Any], int]:
         """`GET chunkresults`: (chunk results, status counters as sent, the body's size)."""
         raw, data = await self._request("GET", "chunkresults", params={"max": max_chunks})
         body = _object(raw, data, "{data, status}")

@@ -4,17 +4,15 @@ the user's own (`--service folder/name=module:function`), until interrupted."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import os
-import signal
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import click
 
 from ..emulator import Emulator, Faults, Service, ServiceFn, default_services
+from ..emulator._serve import serve_forever
 
 __all__ = ["emulator", "load_services"]
 
@@ -159,18 +157,7 @@ def emulator(
         click.echo("\n".join(lines), err=True)
 
     try:
-        asyncio.run(_serve(emu, banner))
+        asyncio.run(serve_forever(emu, banner))
     except OSError as exc:  # e.g. the port is taken
         click.echo(f"cspark-async: emulator: {exc}", err=True)
         sys.exit(2)
-
-
-async def _serve(emu: Emulator, banner: Callable[[str], Any]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with emu:
-        banner(emu.base_url)
-        await stop.wait()

@@ -52,9 +52,7 @@ def _error_cells(error: Any) -> tuple[str, str]:
 class Layout:
     """Decides the columns, holding rows back until it can; then fits each row to them."""
 
-    def __init__(
-        self, held: Path | None = None, resume: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, held: Path | None = None, resume: Mapping[str, Any] | None = None) -> None:
         self.columns: list[str] | None = None
         self._known: frozenset[str] = frozenset()
         self._spool: IO[bytes] | None = None

@@ -60,9 +60,7 @@ class _File:
     """A `.partial` file beside the target, moved into place at the end; stdout, a device or
     a named pipe is written as it is."""
 
-    def __init__(
-        self, path: str, *, binary: bool = False, resume: Resume | None = None
-    ) -> None:
+    def __init__(self, path: str, *, binary: bool = False, resume: Resume | None = None) -> None:
         self.target: Path | None = None
         self.partial: Path | None = None
         self.path: Path | None = None  # written in place (resumable)

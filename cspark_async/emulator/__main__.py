@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Sequence
 
 from ._faults import Faults
+from ._serve import serve_forever
 from ._server import Emulator
 
 
@@ -74,14 +73,7 @@ async def _serve(args: argparse.Namespace) -> None:
         faults=faults,
         compress_responses=not args.no_compression,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with emulator:
-        print(emulator.base_url, flush=True)
-        await stop.wait()
+    await serve_forever(emulator, lambda url: print(url, flush=True))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m cspark_async.emulator") -> int:
