@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import os
 import threading
@@ -84,9 +85,13 @@ class FileCheckpoint:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        # A save whose caller was cancelled still runs to its end in its thread: the next
-        # one waits for it rather than writing the same temporary file beside it.
+        # A save whose caller was cancelled still runs in its thread, perhaps after a later
+        # save or clear was asked for. Each call takes a ticket in call order; a thread writes
+        # only if no later call wrote first, so a stale save never lands over a newer state
+        # (or brings a cleared checkpoint back). The lock keeps threads off one temporary file.
         self._lock = threading.Lock()
+        self._tickets = itertools.count(1)
+        self._written = 0  # the ticket of the last save or clear that reached the disk
 
     def __repr__(self) -> str:
         return f"FileCheckpoint({str(self.path)!r})"
@@ -98,10 +103,10 @@ class FileCheckpoint:
 
     async def save(self, checkpoint: Mapping[str, Any]) -> None:
         data = orjson.dumps(checkpoint)
-        await asyncio.to_thread(self._save, data)
+        await asyncio.to_thread(self._save, data, next(self._tickets))
 
     async def clear(self) -> None:
-        await asyncio.to_thread(self._clear)
+        await asyncio.to_thread(self._clear, next(self._tickets))
 
     def _load(self) -> Mapping[str, Any] | None:
         try:
@@ -118,9 +123,12 @@ class FileCheckpoint:
             raise CheckpointError(f"checkpoint {self.path} is corrupt: not a JSON object")
         return loaded
 
-    def _save(self, data: bytes) -> None:
+    def _save(self, data: bytes, ticket: int) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self._lock:
+            if ticket < self._written:
+                return  # a later save or clear already landed
+            self._written = ticket
             with tmp.open("wb") as f:
                 f.write(data)
                 f.flush()
@@ -128,8 +136,11 @@ class FileCheckpoint:
             os.replace(tmp, self.path)
             _sync_directory(self.path.parent)
 
-    def _clear(self) -> None:
+    def _clear(self, ticket: int) -> None:
         with self._lock:
+            if ticket < self._written:
+                return
+            self._written = ticket
             self.path.unlink(missing_ok=True)
             self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
             _sync_directory(self.path.parent)

@@ -23,10 +23,6 @@ class ReorderBuffer(Generic[T]):
     def __len__(self) -> int:
         return len(self._waiting)
 
-    @property
-    def next_seq(self) -> int:
-        return self._next
-
     def add(self, seq: int, item: T) -> list[T]:
         """Store one result; return every result now releasable, in order."""
         if seq < self._next or seq in self._waiting:

@@ -313,3 +313,24 @@ async def test_the_readme_recipe_writes_every_record_once_across_crashes(
     assert [line["offset"] for line in lines] == list(range(600))
     assert [line["output"]["n"] for line in lines] == list(range(600))
     assert not (tmp_path / "prices.jsonl.checkpoint").exists()
+
+
+@pytest.mark.parametrize("last", ["save", "clear"])
+async def test_a_save_whose_thread_runs_late_never_lands_over_a_later_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, last: str
+) -> None:
+    # A cancelled caller leaves its save running in a thread; threads may then run in any
+    # order. Here each thread runs only when the test says, the stale one last.
+    store = FileCheckpoint(tmp_path / "job.ckpt")
+    threads: list[Callable[[], Any]] = []
+
+    async def deferred(fn: Callable[..., Any], *args: Any) -> None:
+        threads.append(lambda: fn(*args))
+
+    monkeypatch.setattr(asyncio, "to_thread", deferred)
+    await store.save({"n": 1})
+    await (store.save({"n": 2}) if last == "save" else store.clear())
+    monkeypatch.undo()
+    threads[1]()
+    threads[0]()  # the stale save
+    assert await store.load() == ({"n": 2} if last == "save" else None)
