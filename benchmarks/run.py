@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in (args.only or []) + ([args.profile] if args.profile else []):
         if name not in known:
             p.error(f"unknown scenario {name!r}; choose from {', '.join(known)}")
+    measured = _measured_package()
+    if measured != HERE.parent / "cspark_async":
+        # The children import cspark_async as installed: an install of another tree (a stale
+        # editable link, a release from PyPI) would be measured under this checkout's name.
+        p.error(f"this Python imports cspark_async from {measured}, not this checkout's; "
+                f"run `pip install -e {HERE.parent}` first")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -239,6 +245,17 @@ def _git() -> dict[str, Any]:
 
     status = git("status", "--porcelain", "--", str(HERE.parent / "cspark_async"))
     return {"commit": git("rev-parse", "--short", "HEAD") or None, "dirty": bool(status)}
+
+
+def _measured_package() -> Path:
+    """Where the children's `import cspark_async` resolves (they put only benchmarks/ first on
+    sys.path), found without importing it here."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cspark_async")
+    if spec is None or spec.origin is None:
+        return Path("(nowhere: cspark_async is not installed)")
+    return Path(spec.origin).resolve().parent
 
 
 def _versions() -> dict[str, str]:
