@@ -19,7 +19,9 @@ assumptions (this is the one list of them; each is tested):
 - Records are counted from `inputs` (rows after the header row, or objects); `size` is
   informational. Outputs mirror the input form; `warnings`, `errors` and `process_time` have one
   entry per record. A record whose service function raises gets outputs `null` and an error
-  `{"error_type", "message"}`; the chunk does not fail.
+  `{"error_type", "message"}`; the chunk does not fail. `process_time` is each record's
+  compute time in milliseconds (to the microsecond); a chunk run by a service's bulk
+  `rows_fn` gives each record an equal share of the chunk's.
 - Create accepts the buffer sizes (MB, decimal) under all three published spellings:
   `max_input_size_in_mb` (cspark >= 0.3.0), `max_input_in_mb` (cspark 0.2.5-0.2.6) and
   `max_input_size` (older cspark and the TypeScript SDK), likewise for output; two spellings
