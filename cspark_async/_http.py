@@ -142,6 +142,7 @@ class _Pool:
         self.closed = False
         self.streams: weakref.WeakSet[Closeable] = weakref.WeakSet()
         self.cleanups: set[asyncio.Task[None]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None  # where our own session lives
 
 
 class HttpClient:
@@ -185,10 +186,21 @@ class HttpClient:
         pool = self._pool
         if pool.closed:
             raise SparkSdkError("the client is closed; create a new AsyncClient")
+        loop = asyncio.get_running_loop()
         if pool.session is None:
             # Created on first use, inside the running loop: constructing a client at import
             # time (e.g. a FastAPI module-level singleton) needs no loop.
             pool.session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
+            pool.loop = loop
+        elif pool.loop is not None and pool.loop is not loop:
+            # Connections cannot move between loops; aiohttp would fail obscurely (a closed
+            # loop's RuntimeError) or, with both loops alive, corrupt the pool.
+            state = "since closed" if pool.loop.is_closed() else "still open"
+            raise SparkSdkError(
+                f"this AsyncClient's connections belong to another event loop ({state}); "
+                "create the client in the loop that uses it (one per asyncio.run() or per "
+                "test, or in your app's lifespan) and close it there with `async with`"
+            )
         if pool.session.closed:
             raise SparkSdkError("the aiohttp session given to the client has been closed")
         return pool.session

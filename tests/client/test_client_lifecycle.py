@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import warnings
 from collections.abc import AsyncIterator
@@ -100,3 +101,29 @@ def test_construction_needs_no_event_loop() -> None:
     assert client._http.session is None
     assert "auth=open" in repr(client)
     assert "open>" in repr(client)
+
+
+def test_a_client_used_in_a_second_event_loop_says_so() -> None:
+    # One client, two loops (a module-level client and asyncio.run() per call or per test):
+    # a clear error, not aiohttp's closed-loop RuntimeError or a corrupted connection pool.
+    from cspark_async.emulator import ThreadedEmulator
+
+    with ThreadedEmulator() as emu:
+        spark = AsyncClient(emu.base_url, api_key="open")
+        first = asyncio.new_event_loop()
+        try:
+            first.run_until_complete(spark.batches.describe())
+            with pytest.raises(sdk.SparkSdkError, match=r"another event loop \(still open\)"):
+                asyncio.run(spark.batches.describe())
+            first.run_until_complete(spark.batches.describe())  # its own loop still works
+        finally:
+            first.run_until_complete(spark.close())
+            first.close()
+
+        leaky = AsyncClient(emu.base_url, api_key="open")
+        asyncio.run(leaky.batches.describe())  # its loop ends without closing the client
+        with pytest.raises(sdk.SparkSdkError, match=r"another event loop \(since closed\)"):
+            asyncio.run(leaky.batches.describe())
+        del leaky
+        with pytest.warns(ResourceWarning):  # what that loop left open, reported at collection
+            gc.collect()
