@@ -248,14 +248,15 @@ def _git() -> dict[str, Any]:
 
 
 def _measured_package() -> Path:
-    """Where the children's `import cspark_async` resolves (they put only benchmarks/ first on
-    sys.path), found without importing it here."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("cspark_async")
-    if spec is None or spec.origin is None:
+    """Where the children's `import cspark_async` resolves: asked of a Python started the way
+    they are (benchmarks/ first on sys.path, not the caller's directory), without importing."""
+    probe = ("import importlib.util; s = importlib.util.find_spec('cspark_async'); "
+             "print(s.origin if s and s.origin else '')")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=HERE, capture_output=True,
+                           text=True, timeout=60).stdout.strip()
+    if not found:
         return Path("(nowhere: cspark_async is not installed)")
-    return Path(spec.origin).resolve().parent
+    return Path(found).resolve().parent
 
 
 def _versions() -> dict[str, str]:

@@ -128,20 +128,20 @@ class FileCheckpoint:
         with self._lock:
             if ticket < self._written:
                 return  # a later save or clear already landed
-            self._written = ticket
             with tmp.open("wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            self._written = ticket  # landed (a failed save leaves older ones free to land)
             _sync_directory(self.path.parent)
 
     def _clear(self, ticket: int) -> None:
         with self._lock:
             if ticket < self._written:
                 return
-            self._written = ticket
             self.path.unlink(missing_ok=True)
+            self._written = ticket
             self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
             _sync_directory(self.path.parent)
 

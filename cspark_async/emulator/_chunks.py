@@ -236,8 +236,7 @@ async def run_chunk(
         await asyncio.sleep(record_latency_s * n)
     shaped = outputs
     if shape is not None and not shape.identity:
-        pairs = zip(records, outputs, strict=True)
-        shaped = [None if out is None else shape.apply(rec, out) for rec, out in pairs]
+        shaped = _shaped(shape, records, outputs, errors)
 
     try:
         return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
@@ -250,6 +249,22 @@ async def run_chunk(
                 outputs[i] = shaped[i] = None
                 errors[i] = {"error_type": "TypeError", "message": f"output is not JSON: {exc}"}
         return _outcome(chunk, outputs, errors, process_time, compute_ms, shaped)
+
+
+def _shaped(
+    shape: OutputShape, records: list[Record], outputs: list[Record | None], errors: list[Any]
+) -> list[Record | None]:
+    """Each output as `shape` returns it; one it cannot shape (a name that is not a string)
+    fails that record alone, like a service error."""
+    shaped: list[Record | None] = []
+    for i, (record, out) in enumerate(zip(records, outputs, strict=True)):
+        try:
+            shaped.append(None if out is None else shape.apply(record, out))
+        except Exception as exc:
+            outputs[i] = None
+            errors[i] = {"error_type": type(exc).__name__, "message": str(exc)}
+            shaped.append(None)
+    return shaped
 
 
 def _bulk_ready(chunk: InputChunk, shape: OutputShape | None) -> bool:
@@ -270,10 +285,7 @@ def _run_rows(
 ) -> tuple[ChunkOutcome, float] | None:
     """A chunk through `service.rows_fn`, and the simulated compute still to wait for; None when
     it must run record by record instead (`rows_fn` raised, or an output JSON cannot carry).
-
-    Raises:
-        TypeError: `rows_fn` answered something other than a header and one row per record.
-    """
+    An answer of the wrong shape fails every record of the chunk with a TypeError naming it."""
     assert service.rows_fn is not None
     assert chunk.header is not None
     n = len(chunk.rows)
@@ -283,9 +295,18 @@ def _run_rows(
     except Exception:
         return None
     elapsed_ns = time.perf_counter_ns() - start
-    names, rows = _checked_rows(service, answer, n)
     latency_ns = round(record_latency_s * 1e9)
     busy_ns = elapsed_ns + latency_ns * n
+    process_time = [busy_ns // n // 1000 / 1000] * n  # an equal share each
+    checked = _checked_rows(answer, n)
+    if isinstance(checked, str):
+        error = {
+            "error_type": "TypeError",
+            "message": f"the rows_fn of service {service.name!r} returned {checked}",
+        }
+        outcome = _outcome(chunk, [None] * n, [error] * n, process_time, busy_ns / 1e6)
+        return outcome, record_latency_s * n
+    names, rows = checked
     none = [None] * n
     result_doc = {
         "id": chunk.id,
@@ -293,7 +314,7 @@ def _run_rows(
         "outputs": [names, *rows],
         "warnings": none,
         "errors": none,
-        "process_time": [busy_ns // n // 1000 / 1000] * n,  # an equal share each
+        "process_time": process_time,
     }
     try:
         payload = orjson.dumps(result_doc)
@@ -310,25 +331,28 @@ def _run_rows(
     return outcome, record_latency_s * n
 
 
-def _checked_rows(service: Service, answer: Any, n: int) -> tuple[list[str], Sequence[Any]]:
-    problem = None
-    if not (isinstance(answer, tuple) and len(answer) == 2):
-        problem = f"{_kind(answer)} instead of a (header, rows) pair"
-    else:
-        names, rows = answer
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            problem = "a header that is not a list of names"
-        elif not isinstance(rows, Sequence) or len(rows) != n:
-            problem = (
-                f"{len(rows) if isinstance(rows, Sequence) else _kind(rows)} rows for {n} records"
-            )
-        elif not set(map(type, rows)) <= {list, tuple}:
-            problem = "a row that is not a list"
-        elif not set(map(len, rows)) <= {len(names)}:  # checked in bulk: this is the hot path
-            problem = f"a row whose length is not the header's ({len(names)})"
-        else:
-            return names, rows
-    raise TypeError(f"the rows_fn of service {service.name!r} returned {problem}")
+def _checked_rows(answer: Any, n: int) -> tuple[list[str], Sequence[Any]] | str:
+    """`(names, rows)` from a `rows_fn` answer, or what is wrong with it."""
+    if inspect.iscoroutine(answer):
+        answer.close()  # never awaited: say so here, not in a "never awaited" warning
+        return "a coroutine: rows_fn must be a plain function"
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2):
+        return f"{_kind(answer)} instead of a (header, rows) pair"
+    names, rows = answer
+    if not isinstance(names, (list, tuple)) or not all(isinstance(k, str) for k in names):
+        return "a header that is not a list of names"
+    if len(set(names)) != len(names):
+        return "a header that repeats a name"
+    if not isinstance(rows, Sequence) or len(rows) != n:
+        return f"{len(rows) if isinstance(rows, Sequence) else _kind(rows)} rows for {n} records"
+    # Checked in bulk (this is the hot path); a tuple subclass (a namedtuple) the slow way.
+    if not set(map(type, rows)) <= {list, tuple} and not all(
+        isinstance(row, (list, tuple)) for row in rows
+    ):
+        return "a row that is not a list"
+    if not set(map(len, rows)) <= {len(names)}:
+        return f"a row whose length is not the header's ({len(names)})"
+    return list(names), rows
 
 
 async def _as_output(result: Any) -> Record:
@@ -396,7 +420,11 @@ def _shape_outputs(array_form: bool, outputs: list[Record | None]) -> list[Any]:
         # The usual case: every output has the first one's names (in any order); rows in bulk.
         # Equal sizes plus every name found means equal name sets.
         names = list(outputs[0])  # type: ignore[arg-type]
-        if len(names) > 1 and all(map(len(names).__eq__, map(len, outputs))):  # type: ignore[arg-type]
+        if (
+            len(names) > 1
+            and set(map(type, outputs)) == {dict}  # a subclass may answer a missing name
+            and all(map(len(names).__eq__, map(len, outputs)))  # type: ignore[arg-type]
+        ):
             try:
                 return [names, *map(itemgetter(*names), outputs)]  # type: ignore[arg-type]
             except KeyError:

@@ -57,8 +57,9 @@ class Service:
     output header and one output row per input row, the outputs `fn` gives record by record.
     The emulator calls it for a JSON-array chunk with no parameters, distinct column names, no
     summary and no output selection; if it raises, that chunk runs through `fn` instead, so
-    each failing record still gets its own error. Each record's `process_time` is then an equal
-    share of the chunk's.
+    each failing record still gets its own error. It must not change its arguments (the rows
+    are the chunk's own, which that fallback reads). Each record's `process_time` is then an
+    equal share of the chunk's.
     """
 
     name: str  # "folder/service"
@@ -129,7 +130,7 @@ class ServiceRegistry:
 
 def echo(record: Record) -> Record:
     """`my-folder/my-service`: returns its inputs, as the official documentation's examples show."""
-    return record  # the emulator builds a fresh dict per record: no copy needed
+    return dict(record)  # a copy: a caller that edits the outputs leaves the inputs alone
 
 
 def echo_rows(header: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:

@@ -152,3 +152,22 @@ async def test_emulator_client_carries_the_enforced_credential(credentials: dict
     async with Emulator(**credentials) as emu, emu.client() as spark:
         described = await spark.batches.describe()
         assert described.status == 200
+
+
+async def test_serving_tunes_the_collector_only_while_it_serves() -> None:
+    # In-process (a test's CliRunner, an app) the host's collector must be left as it was.
+    import gc
+    import os
+
+    from cspark_async.emulator._serve import serve_forever
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    during: list[tuple[int, ...]] = []
+
+    def ready(url: str) -> None:
+        during.append(gc.get_threshold())
+        os.kill(os.getpid(), signal.SIGTERM)  # what ends a standalone emulator
+
+    await serve_forever(Emulator(), ready)
+    assert during == [(50_000, 20, 10)]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

@@ -334,3 +334,26 @@ async def test_a_save_whose_thread_runs_late_never_lands_over_a_later_call(
     threads[1]()
     threads[0]()  # the stale save
     assert await store.load() == ({"n": 2} if last == "save" else None)
+
+
+async def test_a_save_that_failed_does_not_hold_back_an_earlier_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileCheckpoint(tmp_path / "job.ckpt")
+    threads: list[Callable[[], Any]] = []
+
+    async def deferred(fn: Callable[..., Any], *args: Any) -> None:
+        threads.append(lambda: fn(*args))
+
+    await store.save({"n": 0})
+    monkeypatch.setattr(asyncio, "to_thread", deferred)
+    await store.save({"n": 1})
+    await store.save({"n": 2})
+    monkeypatch.undo()
+    tmp = tmp_path / "job.ckpt.tmp"
+    tmp.mkdir()  # the later save cannot write its temporary file
+    with pytest.raises(IsADirectoryError):
+        threads[1]()
+    tmp.rmdir()
+    threads[0]()
+    assert await store.load() == {"n": 1}
