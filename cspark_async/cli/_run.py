@@ -33,7 +33,7 @@ from ._resume import (
     fingerprint,
 )
 from ._values import ColumnTypes
-from ._write import Resume, Writer, open_writer, special
+from ._write import Resume, Writer, held_path, open_writer, settle, special
 
 __all__ = ["Connection", "JobSummary", "Source", "run_job"]
 
@@ -245,6 +245,7 @@ async def run_job(
             bar.refresh()
     if job is not None:
         await job.store.clear()  # the output is whole: nothing to resume
+        settle(output_path)
     return summary
 
 
@@ -298,6 +299,7 @@ async def _resumable(
     meta = None
     if mode == "force":
         await store.clear()
+        held_path(output_path).unlink(missing_ok=True)  # left by a run killed in settle()
     elif mode == "resume":
         meta = await check_resumed_job(
             store,

@@ -8,12 +8,18 @@ valid file up to the last record written (writers flush after every chunk).
 A resumable run (`Resume`) writes into TARGET itself, so that its checkpoint can record the
 file's length after each chunk; resuming truncates the file back to that length (a torn last
 line never survives) and appends, carrying on the writer's state (`Writer.state()`).
+
+Its close leaves what the checkpoint recorded as it is, so that a kill before the checkpoint is
+cleared is resumed like any other: what it adds past the recorded length (a JSON array's `]`,
+CSV rows held back) is cut off and added again. Once the checkpoint is cleared, `settle()`
+removes `TARGET.held`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -24,7 +30,7 @@ from attrs import frozen
 from ._formats import Format, InputError
 from ._layout import EXTRA, Layout
 
-__all__ = ["Resume", "Writer", "open_writer", "special"]
+__all__ = ["Resume", "Writer", "held_path", "open_writer", "settle", "special"]
 
 
 class Writer(Protocol):
@@ -101,6 +107,8 @@ class _File:
 
     def finish(self, keep: bool) -> None:
         self.stream.flush()
+        if self.path is not None and keep:  # on disk before its checkpoint may be cleared
+            os.fsync(self.stream.fileno())
         if self.partial is None or self.target is None:
             if self.stream not in (sys.stdout, sys.stdout.buffer):
                 self.stream.close()
@@ -133,6 +141,16 @@ def _truncate(path: Path, length: int) -> None:
             f"output {path} is missing, but its checkpoint recorded {length} bytes: "
             "--force starts the job over"
         ) from None
+
+
+def held_path(path: str | Path) -> Path:
+    """Where a resumable CSV run keeps the rows it holds back until its columns are known."""
+    return Path(path).with_name(Path(path).name + ".held")
+
+
+def settle(path: str) -> None:
+    """Finish a resumable run whose checkpoint is cleared: remove its held rows' file."""
+    held_path(path).unlink(missing_ok=True)
 
 
 def special(path: Path) -> bool:
@@ -202,7 +220,7 @@ class CsvWriter:
         self.count = _resumed(resume, "count")
         held = None
         if resume is not None:  # rows held back (no columns yet) wait in a file, resumable
-            held = Path(path).with_name(Path(path).name + ".held")
+            held = held_path(path)
         state = resume.state if resume is not None else None
         self._layout = Layout(held, state["layout"] if state else None)
         if state is not None:
@@ -238,7 +256,7 @@ class CsvWriter:
         }
 
     def suspend(self) -> None:
-        self._layout.suspend()  # rows held back stay in their file, for the resume
+        self._layout.close()  # rows held back stay in their file, for the resume
         self._file.finish(True)
 
     def close(self, *, keep: bool = True) -> None:
