@@ -8,6 +8,7 @@ so none of the finishing steps after it run."""
 from __future__ import annotations
 
 import gc
+import importlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from cspark_async.cli._write import CsvWriter
 
 from .helpers import ECHO, PREMIUM, invoke
 
+RUN = importlib.import_module("cspark_async.cli._run")  # `cli._run` names a function
+
 
 class Killed(BaseException):
     """The process dies here."""
@@ -32,6 +35,7 @@ EXTRA_KEYS = [{"a": i, **({"b": {"c": i}} if i % 7 == 3 else {})} for i in range
 
 # name: (service, input records, output file, extra options)
 CASES: dict[str, tuple[str, list[dict[str, Any]], str, tuple[str, ...]]] = {
+    "csv-extra-column": (ECHO, EXTRA_KEYS, "out.csv", ()),
     "csv-every-record-failed": (PREMIUM, [BAD] * 30, "out.csv", ()),
     "csv-success-after-failures": (PREMIUM, [BAD] * 25 + [GOOD] * 25, "out.csv", ()),
     "json-array": (ECHO, EXTRA_KEYS, "out.json", ()),
@@ -122,3 +126,31 @@ def test_killed_just_after_held_rows_are_released(
     assert layout["columns"] is None
     assert layout["held"] > 0
     job.assert_finished(job.run("--resume"))
+
+
+def test_killed_while_the_final_form_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = Job(tmp_path, "csv-extra-column")
+    job.killed(monkeypatch, Path, "replace")  # written and synced, not renamed yet
+    assert (job.dir / "out.csv.final.tmp").exists()
+    assert not (job.dir / "out.csv.final").exists()
+    job.assert_finished(job.run("--resume"))
+
+
+@pytest.mark.parametrize("then", ["--resume", "--force"])
+def test_killed_after_the_checkpoint_is_cleared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    job = Job(tmp_path, "csv-extra-column")
+    job.killed(monkeypatch, RUN, "settle")
+    assert sorted(files(job.dir)) == ["out.csv", "out.csv.final"]  # no checkpoint
+    left = files(job.dir)
+    refused = job.run()
+    assert refused.exit_code == 2
+    assert "out.csv.final) into place: add --resume to finish that, or --force" in refused.stderr
+    assert files(job.dir) == left
+    finished = job.run(then)
+    job.assert_finished(finished)
+    if then == "--resume":
+        assert "Done: the job had finished; its output is now in place" in finished.stderr
