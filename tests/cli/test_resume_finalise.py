@@ -154,3 +154,17 @@ def test_killed_after_the_checkpoint_is_cleared(
     job.assert_finished(finished)
     if then == "--resume":
         assert "Done: the job had finished; its output is now in place" in finished.stderr
+
+
+def test_a_symlinked_csv_output_stays_a_symlink_when_it_gains_an_extra_column(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in EXTRA_KEYS))
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    link.symlink_to(real)
+    result = invoke("run", ECHO, "-i", str(source), "-o", str(link), "--emulate")
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink()
+    assert real.read_bytes().startswith(b"offset,output.a,error_type,error_message,extra\r\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "link.csv", "real.csv"]
