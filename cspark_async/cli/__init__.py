@@ -442,6 +442,11 @@ def _finish(
 
 
 def _summarise(summary: JobSummary, output_path: str, *, strict: bool) -> None:
+    if summary.moved:
+        click.echo(
+            f"Done: the job had finished; its output is now in place -> {output_path}", err=True
+        )
+        return
     if not summary.completed:
         head = "Stopped"
     elif summary.ok or (not strict and summary.batch_status in (None, "completed", "closed")):

@@ -16,6 +16,8 @@ from typing import IO, Any, Final
 
 import orjson
 
+from ._formats import InputError
+
 __all__ = ["EXTRA", "Layout", "flatten"]
 
 EXTRA: Final = "extra"
@@ -57,15 +59,23 @@ class Layout:
         self._known: frozenset[str] = frozenset()
         self._spool: IO[bytes] | None = None
         self._first_row: dict[str, Any] | None = None
-        self._held = held  # rows held back go here (not a temporary file): resumable
+        # Rows held back go here (not a temporary file): resumable. It outlives their release
+        # (the checkpoint may still count them), so a resumed state with columns ignores it.
+        self._held = held
         if resume is not None and resume["columns"] is not None:
             self.columns = list(resume["columns"])
             self._known = frozenset(self.columns)
         elif resume is not None and held is not None and resume["held"]:
-            with held.open("r+b") as spool:
-                spool.truncate(resume["held"])
-                self._first_row = orjson.loads(spool.readline())
-            self._spool = held.open("ab")
+            try:
+                with held.open("r+b") as spool:
+                    spool.truncate(resume["held"])
+                    self._first_row = orjson.loads(spool.readline())
+            except FileNotFoundError:
+                raise InputError(
+                    f"{held} is missing, but the checkpoint recorded {resume['held']} bytes of "
+                    "rows held back in it: --force starts the job over"
+                ) from None
+            self._spool = held.open("a+b")  # "ab" could not be read back
 
     def state(self) -> dict[str, Any]:
         """The columns (once settled), or how many bytes of held rows (flushed)."""
@@ -118,30 +128,20 @@ class Layout:
     def _open_spool(self) -> IO[bytes]:
         if self._held is None:
             return tempfile.TemporaryFile()
-        return self._held.open("w+b")  # closed in _release(), close() or suspend()
+        return self._held.open("w+b")  # closed in _release() or close()
 
     def _release(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         spool, self._spool = self._spool, None
         if spool is None:
             return
         with spool:
-            spool.flush()
-            with open(spool.fileno(), "rb", closefd=False) as lines:  # "ab" cannot be read
-                lines.seek(0)
-                for line in lines:
-                    yield self.fit(orjson.loads(line))
-        if self._held is not None:
-            self._held.unlink(missing_ok=True)
-
-    def suspend(self) -> None:
-        """Close, keeping the held rows' file for a resume."""
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
+            spool.seek(0)
+            for line in spool:
+                yield self.fit(orjson.loads(line))
 
     def close(self) -> None:
+        """Close. A named file of held rows stays: until the run's checkpoint is cleared, a
+        resume from it reads them again (the writer's `settle()` removes it then)."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
-            if self._held is not None:
-                self._held.unlink(missing_ok=True)

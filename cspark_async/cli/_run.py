@@ -33,7 +33,7 @@ from ._resume import (
     fingerprint,
 )
 from ._values import ColumnTypes
-from ._write import Resume, Writer, open_writer, special
+from ._write import Resume, Writer, final_path, held_path, open_writer, settle, special
 
 __all__ = ["Connection", "JobSummary", "Source", "run_job"]
 
@@ -87,6 +87,7 @@ class JobSummary:
     completed: bool = False
     resumed: int = 0  # records an earlier run of the job had written
     resumable: bool = False  # a checkpoint keeps the job's progress
+    moved: bool = False  # only moved a finished job's output into place (`check_start`)
 
     @property
     def records_per_s(self) -> float:
@@ -146,6 +147,10 @@ async def run_job(
     `resume` makes the run resumable (a file output, a file input): 'new' starts the job,
     'resume' continues it from its checkpoint, 'force' starts it over."""
     summary = summary or JobSummary()
+    if resume is not None and check_start(resume, output_path, output_format):
+        settle(output_path)
+        summary.completed = summary.moved = True
+        return summary
     total = count_records(source.path, source.format or "jsonl", source.encoding)
     create: CreateOptions = {}
     if acceptable_errors is not None:
@@ -245,6 +250,7 @@ async def run_job(
             bar.refresh()
     if job is not None:
         await job.store.clear()  # the output is whole: nothing to resume
+        settle(output_path)
     return summary
 
 
@@ -271,11 +277,10 @@ async def _resumable(
     include_inputs: bool,
     emulated: bool,
 ) -> _Job | None:
-    """The job's checkpoint, checked before any file is touched; None when the run cannot
-    be resumed (stdin, stdout, Parquet) and was not asked to be."""
+    """The job's checkpoint, checked before any file is touched (after `check_start`); None
+    when the run cannot be resumed (stdin, stdout, Parquet) and was not asked to be."""
     if mode is None:
         return None
-    check_start(mode, output_path, output_format)
     if (
         source.path == "-"
         or output_path == "-"
@@ -296,15 +301,19 @@ async def _resumable(
     }
     print_ = fingerprint(source.path, options)
     meta = None
-    if mode == "force":
-        await store.clear()
-    elif mode == "resume":
+    if mode == "resume":
         meta = await check_resumed_job(
             store,
             service=create_body(service)["service"],
             input_fingerprint=print_,
             chunk_size=chunk_size,
         )
+    # An earlier run's final form is this run's to write again; --force removes it before the
+    # checkpoint, so that a kill in between never leaves it looking finished.
+    final_path(output_path).unlink(missing_ok=True)
+    if mode == "force":
+        await store.clear()
+        held_path(output_path).unlink(missing_ok=True)  # left by a run killed in settle()
     # An in-process emulator dies with its run: its batch cannot be re-attached.
     sdk_store: CheckpointStore = ForgetBatch(store) if emulated else store
     return _Job(store, sdk_store, print_, meta)

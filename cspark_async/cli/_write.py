@@ -8,12 +8,20 @@ valid file up to the last record written (writers flush after every chunk).
 A resumable run (`Resume`) writes into TARGET itself, so that its checkpoint can record the
 file's length after each chunk; resuming truncates the file back to that length (a torn last
 line never survives) and appends, carrying on the writer's state (`Writer.state()`).
+
+Its close leaves what the checkpoint recorded as it is, so that a kill before the checkpoint is
+cleared is resumed like any other: what it adds past the recorded length (a JSON array's `]`,
+CSV rows held back) is cut off and added again, and a CSV file that needs an `extra` column is
+rewritten beside it, into `TARGET.final` (whose existence means "complete"). Once the checkpoint
+is cleared, `settle()` moves that into place and removes `TARGET.held`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -24,7 +32,7 @@ from attrs import frozen
 from ._formats import Format, InputError
 from ._layout import EXTRA, Layout
 
-__all__ = ["Resume", "Writer", "open_writer", "special"]
+__all__ = ["Resume", "Writer", "final_path", "held_path", "open_writer", "settle", "special"]
 
 
 class Writer(Protocol):
@@ -101,6 +109,8 @@ class _File:
 
     def finish(self, keep: bool) -> None:
         self.stream.flush()
+        if self.path is not None and keep:  # on disk before its checkpoint may be cleared
+            os.fsync(self.stream.fileno())
         if self.partial is None or self.target is None:
             if self.stream not in (sys.stdout, sys.stdout.buffer):
                 self.stream.close()
@@ -133,6 +143,27 @@ def _truncate(path: Path, length: int) -> None:
             f"output {path} is missing, but its checkpoint recorded {length} bytes: "
             "--force starts the job over"
         ) from None
+
+
+def held_path(path: str | Path) -> Path:
+    """Where a resumable CSV run keeps the rows it holds back until its columns are known."""
+    return Path(path).with_name(Path(path).name + ".held")
+
+
+def final_path(path: str | Path) -> Path:
+    """Where a resumable run's rewritten output waits for its checkpoint to be cleared: beside
+    the file a symlink names (that file is replaced, not the link)."""
+    target = Path(path).resolve()
+    return target.with_name(target.name + ".final")
+
+
+def settle(path: str) -> None:
+    """Finish a resumable run whose checkpoint is cleared: remove its held rows' file, then
+    move its final form (if its close wrote one) over the output. Safe to repeat."""
+    held_path(path).unlink(missing_ok=True)
+    target = Path(path).resolve()
+    with contextlib.suppress(FileNotFoundError):
+        final_path(target).replace(target)
 
 
 def special(path: Path) -> bool:
@@ -202,7 +233,7 @@ class CsvWriter:
         self.count = _resumed(resume, "count")
         held = None
         if resume is not None:  # rows held back (no columns yet) wait in a file, resumable
-            held = Path(path).with_name(Path(path).name + ".held")
+            held = held_path(path)
         state = resume.state if resume is not None else None
         self._layout = Layout(held, state["layout"] if state else None)
         if state is not None:
@@ -238,7 +269,7 @@ class CsvWriter:
         }
 
     def suspend(self) -> None:
-        self._layout.suspend()  # rows held back stay in their file, for the resume
+        self._layout.close()  # rows held back stay in their file, for the resume
         self._file.finish(True)
 
     def close(self, *, keep: bool = True) -> None:
@@ -248,11 +279,14 @@ class CsvWriter:
         finally:
             self._layout.close()
         if self._extra_at is not None:
-            rewritable = self._file.partial or self._file.path
-            if rewritable is not None:
+            width = len(self._columns)
+            if self._file.path is not None:  # resumable: the file stays as recorded
+                self._file.stream.flush()
+                _add_extra_column(self._file.path, width, final_path(self._file.path))
+            elif self._file.partial is not None:
                 self._file.stream.close()
-                _add_extra_column(rewritable, len(self._columns))
-                self._file.stream = rewritable.open("a", encoding="utf-8", newline="")
+                _add_extra_column(self._file.partial, width, self._file.partial)
+                self._file.stream = self._file.partial.open("a", encoding="utf-8", newline="")
             else:
                 print(
                     f"cspark-async: from offset {self._extra_at} some outputs have keys the CSV "
@@ -263,9 +297,10 @@ class CsvWriter:
         self._file.finish(keep)
 
 
-def _add_extra_column(path: Path, width: int) -> None:
-    """Rewrite `path` with an `extra` column: its header names it, short rows get it empty."""
-    rewritten = path.with_name(path.name + ".extra")
+def _add_extra_column(path: Path, width: int, into: Path) -> None:
+    """`path` with an `extra` column (its header names it, short rows get it empty), written
+    whole into `into` (which may be `path`): through a temporary file, synced, then renamed."""
+    rewritten = into.with_name(into.name + ".tmp")
     with (
         path.open(encoding="utf-8", newline="") as source,
         rewritten.open("w", encoding="utf-8", newline="") as target,
@@ -275,7 +310,9 @@ def _add_extra_column(path: Path, width: int) -> None:
         writer.writerow([*header, EXTRA])
         for row in reader:
             writer.writerow(row if len(row) > width else [*row, ""])
-    rewritten.replace(path)
+        target.flush()
+        os.fsync(target.fileno())
+    rewritten.replace(into)
 
 
 def _cell(value: Any) -> Any:
