@@ -124,7 +124,7 @@ def to_result(
         id=chunk.id,
         seq=chunk.seq,
         offset=chunk.offset,
-        inputs=chunk.inputs,
+        inputs=list(map(list, chunk.inputs)) if chunk.rows_as_tuples else chunk.inputs,
         outputs=rows,
         errors=errors,
         warnings=_per_record(raw.get("warnings"), chunk.records),

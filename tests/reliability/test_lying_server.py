@@ -431,6 +431,24 @@ async def test_a_generator_that_reuses_one_dict_gets_each_rows_own_output() -> N
     assert inputs == list(range(2000))
 
 
+async def test_rows_from_a_generator_come_back_as_lists_of_their_own() -> None:
+    def reused() -> Any:
+        row = ["n"]
+        yield row
+        for n in range(300):
+            row = [n] if n % 2 else row
+            row[:] = [n]
+            yield row
+
+    async with lying(lambda _e: _none()) as (_emu, _server, spark):
+        pipeline = await new_pipeline(spark)
+        results = [r async for r in pipeline.stream_outputs(reused(), chunk_size=50)]
+    inputs = [row for r in results for row in r.inputs]
+    assert inputs == [[n] for n in range(300)]
+    assert {type(row) for row in inputs} == {list}
+    assert len({id(row) for row in inputs}) == 300  # each its own copy
+
+
 async def _none() -> None:
     return None
 

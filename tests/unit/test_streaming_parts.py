@@ -82,6 +82,29 @@ async def test_header_row_form_and_headers_argument() -> None:
     assert orjson.loads(with_headers[0].body)["size"] == 3
 
 
+async def test_list_rows_from_an_iterator_travel_as_tuples_the_collector_skips() -> None:
+    import gc
+
+    def rows() -> Any:
+        row = ["a", "b"]
+        yield row
+        for i in range(5):
+            row[:] = [i, "x"]  # one list reused: each record is copied as read
+            yield row
+
+    chunks = await collect(Chunker(chunk_size=2, max_chunk_bytes=10_000), rows())
+    assert [c.inputs for c in chunks] == [[(0, "x"), (1, "x")], [(2, "x"), (3, "x")], [(4, "x")]]
+    assert all(c.rows_as_tuples for c in chunks)
+    gc.collect()
+    assert not any(gc.is_tracked(row) for c in chunks for row in c.inputs)
+    # A batch that mixes lists with other rows keeps each row's own type.
+    mixed = await collect(
+        Chunker(chunk_size=3, max_chunk_bytes=10_000), iter([["a"], [1], (2,), [3]])
+    )
+    assert [c.inputs for c in mixed] == [[[1], (2,), [3]]]
+    assert not mixed[0].rows_as_tuples
+
+
 async def test_async_iterables_are_read_lazily() -> None:
     produced = 0
 
