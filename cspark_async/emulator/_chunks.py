@@ -298,7 +298,7 @@ def _run_rows(
     latency_ns = round(record_latency_s * 1e9)
     busy_ns = elapsed_ns + latency_ns * n
     process_time = [busy_ns // n // 1000 / 1000] * n  # an equal share each
-    checked = _checked_rows(answer, n)
+    checked = _checked_rows(answer, chunk)
     if isinstance(checked, str):
         error = {
             "error_type": "TypeError",
@@ -331,8 +331,8 @@ def _run_rows(
     return outcome, record_latency_s * n
 
 
-def _checked_rows(answer: Any, n: int) -> tuple[list[str], Sequence[Any]] | str:
-    """`(names, rows)` from a `rows_fn` answer, or what is wrong with it."""
+def _checked_rows(answer: Any, chunk: InputChunk) -> tuple[list[str], Sequence[Any]] | str:
+    """`(names, rows)` from a `rows_fn` answer for `chunk`, or what is wrong with it."""
     if inspect.iscoroutine(answer):
         answer.close()  # never awaited: say so here, not in a "never awaited" warning
         return "a coroutine: rows_fn must be a plain function"
@@ -343,8 +343,11 @@ def _checked_rows(answer: Any, n: int) -> tuple[list[str], Sequence[Any]] | str:
         return "a header that is not a list of names"
     if len(set(names)) != len(names):
         return "a header that repeats a name"
+    n = len(chunk.rows)
     if not isinstance(rows, Sequence) or len(rows) != n:
         return f"{len(rows) if isinstance(rows, Sequence) else _kind(rows)} rows for {n} records"
+    if rows is chunk.rows and len(names) == len(chunk.header or ()):
+        return list(names), rows  # the chunk's own rows (an echo), checked on the way in
     # Checked in bulk (this is the hot path); a tuple subclass (a namedtuple) the slow way.
     if not set(map(type, rows)) <= {list, tuple} and not all(
         isinstance(row, (list, tuple)) for row in rows
