@@ -107,6 +107,11 @@ class _File:
         raw = stream.buffer if isinstance(stream, io.TextIOWrapper) else stream
         return raw.tell()
 
+    def abandon(self) -> None:
+        """Close the stream and leave every file as it is (an error stopped the writer)."""
+        if self.stream not in (sys.stdout, sys.stdout.buffer) and not self.stream.closed:
+            self.stream.close()
+
     def finish(self, keep: bool) -> None:
         self.stream.flush()
         if self.path is not None and keep:  # on disk before its checkpoint may be cleared
@@ -273,6 +278,13 @@ class CsvWriter:
         self._file.finish(True)
 
     def close(self, *, keep: bool = True) -> None:
+        try:
+            self._close(keep)
+        except BaseException:
+            self._file.abandon()  # failed half-way: the file stays as it is, but not open
+            raise
+
+    def _close(self, keep: bool) -> None:
         try:
             for row, extra in self._layout.finish():
                 self._write(row, extra)

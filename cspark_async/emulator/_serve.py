@@ -31,11 +31,16 @@ async def serve_forever(emulator: Emulator, on_ready: Callable[[str], Any]) -> N
             loop.add_signal_handler(sig, stop.set)
     async with emulator:
         thresholds = gc.get_threshold()
-        gc.freeze()  # what was imported at start-up is never garbage: full passes skip it
+        # What was imported at start-up is never garbage: full passes skip it once frozen.
+        # Not when the host froze objects itself: unfreezing would thaw those too.
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         gc.set_threshold(*_GC_THRESHOLDS)
         try:
             on_ready(emulator.base_url)
             await stop.wait()
         finally:
             gc.set_threshold(*thresholds)
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
