@@ -52,7 +52,7 @@ class Chunk:
     body: bytes  # the chunk object, serialised once: `{"id", "size", "data": {...}}`
     # The inputs are tuples copied from the caller's lists: the collector stops tracking a
     # tuple of plain values, so rows in flight cost no full-collection time (a window of list
-    # copies was most of a 20 ms pass). Results hand them back as lists.
+    # copies added 4-6 ms to a 20 ms pass). Results hand them back as lists.
     rows_as_tuples: bool = False
 
     @property
