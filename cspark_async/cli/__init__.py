@@ -443,8 +443,11 @@ def _finish(
 
 def _summarise(summary: JobSummary, output_path: str, *, strict: bool) -> None:
     if summary.moved:
+        skipped = f", {summary.skipped:,} bad rows skipped" if summary.skipped else ""
         click.echo(
-            f"Done: the job had finished; its output is now in place -> {output_path}", err=True
+            f"Done: the job had finished ({summary.records:,} records, {summary.failed:,} "
+            f"failed{skipped}); its output is now in place -> {output_path}",
+            err=True,
         )
         return
     if not summary.completed:

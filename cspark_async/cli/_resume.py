@@ -3,7 +3,9 @@ and what must hold before a run may touch its output.
 
 A run into a file keeps `OUT.checkpoint` beside it; the stream saves there the position its
 output has reached, with the output's length (and the writers' state) as its `meta`. The file is
-removed once the run completes; then (`_write.settle`) a rewritten output moves into place.
+removed once the run completes, after a rewritten output moved into place (`_write.settle`);
+meanwhile its `meta` says `settling`, so that a resume finishes that instead of cutting the
+output back to a length it no longer has.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import orjson
 
 from .._streaming._checkpoint import CheckpointError, FileCheckpoint
 from ._formats import Format, InputError
-from ._write import final_path
 
 __all__ = [
     "RESUMABLE_FORMATS",
@@ -38,10 +39,8 @@ def checkpoint_path(output_path: str) -> Path:
     return Path(output_path).with_name(Path(output_path).name + ".checkpoint")
 
 
-def check_start(mode: ResumeMode, output_path: str, fmt: Format) -> bool:
+def check_start(mode: ResumeMode, output_path: str, fmt: Format) -> None:
     """Refuse a run that would overwrite a job's output, or resume what cannot be resumed.
-    True when the job finished and only its final output is left to move into place (a run
-    stopped between clearing its checkpoint and `settle()`): what a resume does.
 
     Raises:
         InputError: said with what to do instead.
@@ -51,35 +50,25 @@ def check_start(mode: ResumeMode, output_path: str, fmt: Format) -> bool:
         if output_path == "-" or fmt not in RESUMABLE_FORMATS:
             what = "stdout" if output_path == "-" else f"a {fmt} output"
             raise InputError(f"--resume needs a .jsonl, .json or .csv output file, not {what}")
-        if checkpoint.exists():
-            return False
-        if final_path(output_path).exists():
-            return True
-        raise InputError(
-            f"--resume: {output_path} has no checkpoint ({checkpoint.name}): nothing to "
-            "resume; run without --resume to start the job"
-        )
+        if not checkpoint.exists():
+            raise InputError(
+                f"--resume: {output_path} has no checkpoint ({checkpoint.name}): nothing to "
+                "resume; run without --resume to start the job"
+            )
+        return
     if mode == "force" or output_path == "-":
-        return False
+        return
     out = Path(output_path)
     if checkpoint.exists():
         raise InputError(
             f"{output_path} belongs to an interrupted job ({checkpoint.name}): add --resume to "
             "continue it, or --force to start over"
         )
-    final = final_path(output_path)
-    if final.exists():
-        raise InputError(
-            f"{output_path} belongs to a job that finished but was stopped before moving its "
-            f"output ({final.name}) into place: add --resume to finish that, or --force to "
-            "start over"
-        )
     if out.is_file() and out.stat().st_size > 0:
         raise InputError(
             f"{output_path} already exists and is not empty: --force replaces it "
             "(or choose another output)"
         )
-    return False
 
 
 def fingerprint(input_path: str, options: Mapping[str, Any]) -> str:

@@ -33,7 +33,7 @@ from ._resume import (
     fingerprint,
 )
 from ._values import ColumnTypes
-from ._write import Resume, Writer, final_path, held_path, open_writer, settle, special
+from ._write import Resume, Writer, leftovers, open_writer, settle, special
 
 __all__ = ["Connection", "JobSummary", "Source", "run_job"]
 
@@ -87,7 +87,7 @@ class JobSummary:
     completed: bool = False
     resumed: int = 0  # records an earlier run of the job had written
     resumable: bool = False  # a checkpoint keeps the job's progress
-    moved: bool = False  # only moved a finished job's output into place (`check_start`)
+    moved: bool = False  # only settled a finished job's output (its run was stopped doing so)
 
     @property
     def records_per_s(self) -> float:
@@ -147,10 +147,8 @@ async def run_job(
     `resume` makes the run resumable (a file output, a file input): 'new' starts the job,
     'resume' continues it from its checkpoint, 'force' starts it over."""
     summary = summary or JobSummary()
-    if resume is not None and check_start(resume, output_path, output_format):
-        settle(output_path)
-        summary.completed = summary.moved = True
-        return summary
+    if resume is not None:
+        check_start(resume, output_path, output_format)
     total = count_records(source.path, source.format or "jsonl", source.encoding)
     create: CreateOptions = {}
     if acceptable_errors is not None:
@@ -173,6 +171,11 @@ async def run_job(
         summary.records, summary.failed = int(meta["records"]), int(meta["failed"])
         summary.skipped = int(meta["skipped"])
         summary.resumed = summary.records
+    if job is not None and meta and meta.get("settling"):
+        # The job had finished and was stopped while its output moved into place.
+        await _settle(job, output_path)
+        summary.completed = summary.moved = True
+        return summary
     with (
         _writers(output_path, output_format, errors_path, job) as (out, errors),
         _bar(total, show_progress, initial=summary.records + summary.skipped) as bar,
@@ -249,9 +252,20 @@ async def run_job(
             bar.total = bar.n  # the count was an estimate (blank lines): end at 100 %
             bar.refresh()
     if job is not None:
-        await job.store.clear()  # the output is whole: nothing to resume
-        settle(output_path)
+        await _settle(job, output_path)
     return summary
+
+
+async def _settle(job: _Job, output_path: str) -> None:
+    """The output is whole: mark the checkpoint `settling` (a resume then finishes this step,
+    with the job's own counts, instead of cutting the output back to its recorded length),
+    move the output's final form into place, then remove the checkpoint."""
+    loaded = await job.store.load()
+    meta = loaded.get("meta") if loaded is not None else None
+    if loaded is not None and isinstance(meta, dict) and not meta.get("settling"):
+        await job.store.save({**loaded, "meta": {**meta, "settling": True}})
+    settle(output_path)
+    await job.store.clear()
 
 
 @frozen
@@ -281,6 +295,13 @@ async def _resumable(
     when the run cannot be resumed (stdin, stdout, Parquet) and was not asked to be."""
     if mode is None:
         return None
+    if mode == "force" and output_path != "-" and not special(Path(output_path)):
+        # Starting over, resumable or not: what an earlier job left beside the output goes
+        # first, its checkpoint last, so that a kill in between leaves nothing that looks
+        # like a job to resume or settle.
+        for path in leftovers(output_path):
+            path.unlink(missing_ok=True)
+        await FileCheckpoint(checkpoint_path(output_path)).clear()
     if (
         source.path == "-"
         or output_path == "-"
@@ -308,12 +329,6 @@ async def _resumable(
             input_fingerprint=print_,
             chunk_size=chunk_size,
         )
-    # An earlier run's final form is this run's to write again; --force removes it before the
-    # checkpoint, so that a kill in between never leaves it looking finished.
-    final_path(output_path).unlink(missing_ok=True)
-    if mode == "force":
-        await store.clear()
-        held_path(output_path).unlink(missing_ok=True)  # left by a run killed in settle()
     # An in-process emulator dies with its run: its batch cannot be re-attached.
     sdk_store: CheckpointStore = ForgetBatch(store) if emulated else store
     return _Job(store, sdk_store, print_, meta)

@@ -9,11 +9,12 @@ A resumable run (`Resume`) writes into TARGET itself, so that its checkpoint can
 file's length after each chunk; resuming truncates the file back to that length (a torn last
 line never survives) and appends, carrying on the writer's state (`Writer.state()`).
 
-Its close leaves what the checkpoint recorded as it is, so that a kill before the checkpoint is
-cleared is resumed like any other: what it adds past the recorded length (a JSON array's `]`,
-CSV rows held back) is cut off and added again, and a CSV file that needs an `extra` column is
-rewritten beside it, into `TARGET.final` (whose existence means "complete"). Once the checkpoint
-is cleared, `settle()` moves that into place and removes `TARGET.held`.
+Its close leaves what the checkpoint recorded as it is, so that a kill before the run settles
+is resumed like any other: what it adds past the recorded length (a JSON array's `]`, CSV rows
+held back) is cut off and added again, and a CSV file that needs an `extra` column is rewritten
+beside it, into `TARGET.final` (whose existence means "complete"). Then the checkpoint is
+marked `settling`, `settle()` moves that into place and removes `TARGET.held`, and the
+checkpoint goes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from attrs import frozen
 from ._formats import Format, InputError
 from ._layout import EXTRA, Layout
 
-__all__ = ["Resume", "Writer", "final_path", "held_path", "open_writer", "settle", "special"]
+__all__ = ["Resume", "Writer", "leftovers", "open_writer", "settle", "special"]
 
 
 class Writer(Protocol):
@@ -107,17 +108,26 @@ class _File:
         raw = stream.buffer if isinstance(stream, io.TextIOWrapper) else stream
         return raw.tell()
 
+    @property
+    def _stdout(self) -> bool:
+        # sys.stdout may be replaced by something without a buffer (a StringIO in a test).
+        return self.stream is sys.stdout or self.stream is getattr(sys.stdout, "buffer", None)
+
     def abandon(self) -> None:
         """Close the stream and leave every file as it is (an error stopped the writer)."""
-        if self.stream not in (sys.stdout, sys.stdout.buffer) and not self.stream.closed:
+        if not self._stdout and not self.stream.closed:
             self.stream.close()
 
     def finish(self, keep: bool) -> None:
-        self.stream.flush()
-        if self.path is not None and keep:  # on disk before its checkpoint may be cleared
-            os.fsync(self.stream.fileno())
+        try:
+            self.stream.flush()
+            if self.path is not None and keep:  # on disk before its checkpoint may be cleared
+                os.fsync(self.stream.fileno())
+        except BaseException:
+            self.abandon()
+            raise
         if self.partial is None or self.target is None:
-            if self.stream not in (sys.stdout, sys.stdout.buffer):
+            if not self._stdout:
                 self.stream.close()
             if self.path is not None and not keep:
                 self.path.unlink(missing_ok=True)
@@ -163,12 +173,19 @@ def final_path(path: str | Path) -> Path:
 
 
 def settle(path: str) -> None:
-    """Finish a resumable run whose checkpoint is cleared: remove its held rows' file, then
-    move its final form (if its close wrote one) over the output. Safe to repeat."""
-    held_path(path).unlink(missing_ok=True)
+    """Finish a resumable run once its checkpoint says so (`settling`): move its final form (if
+    its close wrote one) over the output, then remove the held rows' file. Safe to repeat."""
     target = Path(path).resolve()
     with contextlib.suppress(FileNotFoundError):
         final_path(target).replace(target)
+    held_path(path).unlink(missing_ok=True)
+
+
+def leftovers(path: str) -> list[Path]:
+    """What a resumable run keeps beside its output until it is settled (a run that starts
+    over removes them)."""
+    final = final_path(path)
+    return [final.with_name(final.name + ".tmp"), final, held_path(path)]
 
 
 def special(path: Path) -> bool:

@@ -139,21 +139,36 @@ def test_killed_while_the_final_form_is_written(
 
 
 @pytest.mark.parametrize("then", ["--resume", "--force"])
-def test_killed_after_the_checkpoint_is_cleared(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+def test_killed_while_the_output_settles(
+    job: Job, monkeypatch: pytest.MonkeyPatch, then: str
 ) -> None:
-    job = Job(tmp_path, "csv-extra-column")
     job.killed(monkeypatch, RUN, "settle")
-    assert sorted(files(job.dir)) == ["out.csv", "out.csv.final"]  # no checkpoint
+    assert checkpoint(job)["meta"]["settling"] is True  # the job stays one to resume
     left = files(job.dir)
     refused = job.run()
     assert refused.exit_code == 2
-    assert "out.csv.final) into place: add --resume to finish that, or --force" in refused.stderr
+    assert "add --resume to continue it, or --force to start over" in refused.stderr
     assert files(job.dir) == left
     finished = job.run(then)
-    job.assert_finished(finished)
+    job.assert_finished(finished)  # the exit status too: failed records count as they did
     if then == "--resume":
-        assert "Done: the job had finished; its output is now in place" in finished.stderr
+        assert "Done: the job had finished (" in finished.stderr
+
+
+def test_starting_over_from_stdin_leaves_nothing_of_the_settling_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = Job(tmp_path, "csv-extra-column")
+    job.killed(monkeypatch, RUN, "settle")
+    fresh = b"".join(orjson.dumps({"a": i}) + b"\n" for i in range(3)).decode()
+    args = ["-i", "-", "-o", str(job.out), "--input-format", "jsonl", "--emulate", "--force"]
+    forced = invoke("run", ECHO, *args, input=fresh)
+    assert forced.exit_code == 0, forced.stderr
+    assert sorted(files(job.dir)) == ["out.csv"]  # no checkpoint, final form or held rows
+    written = job.out.read_bytes()
+    refused = job.run("--resume")  # nothing left to resume: the fresh output stays
+    assert refused.exit_code == 2
+    assert job.out.read_bytes() == written
 
 
 def test_a_symlinked_csv_output_stays_a_symlink_when_it_gains_an_extra_column(
@@ -168,3 +183,22 @@ def test_a_symlinked_csv_output_stays_a_symlink_when_it_gains_an_extra_column(
     assert link.is_symlink()
     assert real.read_bytes().startswith(b"offset,output.a,error_type,error_message,extra\r\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "link.csv", "real.csv"]
+
+
+def test_a_close_that_fails_closes_its_file_and_keeps_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import io
+
+    writer = CsvWriter(str(tmp_path / "out.csv"))
+    writer.write({"offset": 0, "output": {"a": 1}, "error": None})
+
+    def broken() -> Any:
+        raise ValueError("disk trouble")
+
+    monkeypatch.setattr(writer._layout, "finish", broken)
+    # A host whose stdout has no buffer (a StringIO) must not turn the error into another.
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(ValueError, match="disk"):
+        writer.close()
+    assert writer._file.stream.closed
