@@ -7,7 +7,6 @@ closed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -39,6 +38,7 @@ from .._exceptions import SparkError, SparkSdkError
 from ..emulator import sample_dataset
 from ._emulator import emulator
 from ._formats import INPUT_FORMATS, OUTPUT_FORMATS, Format, InputError, format_of, require_extra
+from ._interrupt import run_interruptibly
 from ._resume import resume_command
 from ._run import Connection, JobSummary, Source, run_job
 from ._text import check_encoding
@@ -110,7 +110,7 @@ T = TypeVar("T")
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coro)
+        return run_interruptibly(coro)
     except BrokenPipeError:
         _pipe_closed()
     except (InputError, SparkSdkError) as exc:  # nothing was wrong on the server's side
@@ -411,7 +411,7 @@ def _finish(
     code = 0
     message = None
     try:
-        asyncio.run(job)
+        run_interruptibly(job)
     except KeyboardInterrupt:
         if summary.resumable:
             click.echo(
